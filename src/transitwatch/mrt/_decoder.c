@@ -74,15 +74,31 @@ static int buf_printf(buf_t *b, const char *fmt, ...) {
     return 0;
 }
 
-static inline int buf_put_u32dec(buf_t *b, uint32_t v) {
-    char tmp[12];
-    int i = 11;
-    tmp[i] = 0;
+static inline int digits10(uint32_t v) {
+    int d = 1;
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}
+
+/* decimal digits written straight into place (a stack buffer copied afterwards costs a
+ * store-forwarding stall per number, which dominated path rendering) */
+static inline char *put_u32dec(char *out, uint32_t v) {
+    int d = digits10(v);
+    char *q = out + d;
     do {
-        tmp[--i] = (char)('0' + v % 10);
+        *--q = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    return buf_put(b, tmp + i, (size_t)(11 - i));
+    return out + d;
+}
+
+static inline int buf_put_u32dec(buf_t *b, uint32_t v) {
+    if (buf_reserve(b, 10)) return -1;
+    b->n = (size_t)(put_u32dec(b->p + b->n, v) - b->p);
+    return 0;
 }
 
 static void buf_free(buf_t *b) {
@@ -126,7 +142,13 @@ static void strcol_free(strcol_t *s) {
 /* address formatting                                                                          */
 
 static int fmt_v4(const uint8_t *a, char *out) {
-    return sprintf(out, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+    char *q = out;
+    for (int i = 0; i < 4; i++) {
+        if (i) *q++ = '.';
+        q = put_u32dec(q, a[i]);
+    }
+    *q = 0;
+    return (int)(q - out);
 }
 
 static int fmt_v6(const uint8_t *a, char *out) { /* RFC 5952 text, as inet_ntop writes it */
@@ -299,7 +321,7 @@ static int pfx_push(pfxlist_t *l, const pfx_t *p) {
 /* ------------------------------------------------------------------------------------------ */
 /* the decoder object                                                                          */
 
-#define CACHE_BITS 16
+#define CACHE_BITS 12
 #define CACHE_SLOTS (1u << CACHE_BITS)
 #define MAX_ISSUES_KEPT 10000
 
@@ -357,10 +379,16 @@ typedef struct {
     /* settings */
     int want_bgpdump;
     Py_ssize_t batch_size;
-    /* columns of the current batch */
-    size_t n;
-    buf_t c_type, c_rectype, c_ts, c_peer, c_peer_asn, c_prefix, c_path_id, c_attr, c_safi, c_orig, c_old,
-        c_new, c_flags;
+    /* per-element columns of the current batch: typed arrays sharing one capacity */
+    size_t n, cap;
+    uint8_t *c_type, *c_rectype, *c_safi, *c_flags;
+    int64_t *c_ts, *c_orig;
+    int32_t *c_peer, *c_prefix, *c_attr;
+    uint32_t *c_peer_asn, *c_path_id;
+    uint16_t *c_old, *c_new;
+    /* TABLE_DUMP_V2 peer index -> batch peer dictionary entry */
+    int32_t *peer_local;
+    uint32_t *peer_local_gen;
     strcol_t d_peer, d_prefix, lines;
     /* per-batch attribute dictionary */
     int32_t nlocal;
@@ -888,7 +916,8 @@ static int32_t local_peer(Decoder *D, int afi, const uint8_t *ip) {
 static int32_t add_prefix(Decoder *D, const pfx_t *x) {
     char s[64];
     int len = x->afi == 2 ? fmt_v6(x->addr, s) : fmt_v4(x->addr, s);
-    len += sprintf(s + len, "/%u", x->len);
+    s[len++] = '/';
+    len = (int)(put_u32dec(s + len, x->len) - s);
     if (strcol_add(&D->d_prefix, s, (size_t)len)) return -1;
     return D->d_prefix.count - 1;
 }
@@ -1006,6 +1035,32 @@ typedef struct {
     uint16_t old_state, new_state;
 } elem_t;
 
+static int grow_columns(Decoder *D) {
+    size_t cap = D->cap ? D->cap * 2 : 4096;
+#define GROW(f)                                                  \
+    do {                                                         \
+        void *p_ = realloc(D->f, cap * sizeof(*D->f));           \
+        if (!p_) return -1;                                      \
+        D->f = p_;                                               \
+    } while (0)
+    GROW(c_type);
+    GROW(c_rectype);
+    GROW(c_safi);
+    GROW(c_flags);
+    GROW(c_ts);
+    GROW(c_orig);
+    GROW(c_peer);
+    GROW(c_prefix);
+    GROW(c_attr);
+    GROW(c_peer_asn);
+    GROW(c_path_id);
+    GROW(c_old);
+    GROW(c_new);
+#undef GROW
+    D->cap = cap;
+    return 0;
+}
+
 static int emit(Decoder *D, const elem_t *e, const buf_t *line) {
     uint8_t fl = 0;
     if (e->prefix >= 0) fl |= EF_PREFIX;
@@ -1020,15 +1075,21 @@ static int emit(Decoder *D, const elem_t *e, const buf_t *line) {
         }
         if (strcol_end(&D->lines)) return -1;
     }
-    if (buf_put(&D->c_type, &e->type, 1) || buf_put(&D->c_rectype, &e->rectype, 1) ||
-        buf_put(&D->c_ts, &e->ts_us, 8) || buf_put(&D->c_peer, &e->peer, 4) ||
-        buf_put(&D->c_peer_asn, &e->peer_asn, 4) || buf_put(&D->c_prefix, &e->prefix, 4) ||
-        buf_put(&D->c_path_id, &e->path_id, 4) || buf_put(&D->c_attr, &e->attr, 4) ||
-        buf_put(&D->c_safi, &e->safi, 1) || buf_put(&D->c_orig, &e->originated, 8) ||
-        buf_put(&D->c_old, &e->old_state, 2) || buf_put(&D->c_new, &e->new_state, 2) ||
-        buf_put(&D->c_flags, &fl, 1))
-        return -1;
-    D->n++;
+    if (D->n == D->cap && grow_columns(D)) return -1;
+    size_t i = D->n++;
+    D->c_type[i] = e->type;
+    D->c_rectype[i] = e->rectype;
+    D->c_ts[i] = e->ts_us;
+    D->c_peer[i] = e->peer;
+    D->c_peer_asn[i] = e->peer_asn;
+    D->c_prefix[i] = e->prefix;
+    D->c_path_id[i] = e->path_id;
+    D->c_attr[i] = e->attr;
+    D->c_safi[i] = e->safi;
+    D->c_orig[i] = e->originated;
+    D->c_old[i] = e->old_state;
+    D->c_new[i] = e->new_state;
+    D->c_flags[i] = fl;
     D->elements++;
     return 0;
 }
@@ -1163,8 +1224,20 @@ static int do_peer_index(Decoder *D, const uint8_t *b, size_t len) {
         free(v);
         FAIL("PEER_INDEX_TABLE has %zu bytes after its %u peers", cur_left(&c), count);
     }
+    int32_t *pl = calloc(count ? count : 1, sizeof(int32_t));
+    uint32_t *pg = calloc(count ? count : 1, sizeof(uint32_t));
+    if (!pl || !pg) {
+        free(v);
+        free(pl);
+        free(pg);
+        FAIL("out of memory");
+    }
     free(D->peers);
+    free(D->peer_local);
+    free(D->peer_local_gen);
     D->peers = v;
+    D->peer_local = pl;
+    D->peer_local_gen = pg;
     D->npeers = count;
     D->have_peer_table = 1;
     return 0;
@@ -1259,7 +1332,11 @@ static int do_rib_v2(Decoder *D, const uint8_t *b, size_t len, uint32_t ts, int 
             FAIL("RIB entry %u of %u: %s", i, count, why);
         }
         peer_t *pe = &D->peers[pi];
-        e.peer = local_peer(D, pe->afi, pe->ip);
+        if (D->peer_local_gen[pi] != D->gen) {
+            D->peer_local[pi] = local_peer(D, pe->afi, pe->ip);
+            D->peer_local_gen[pi] = D->gen;
+        }
+        e.peer = D->peer_local[pi];
         e.peer_asn = pe->asn;
         e.originated = orig;
         e.attr = slot_local(D, s);
@@ -1808,14 +1885,6 @@ static void mark_rollback(Decoder *D, const mark_t *k) {
     if (!drop && (size_t)D->d_prefix.count == k->dprefix_count) return;
     D->elements -= (long long)drop;
     D->n = k->n;
-    buf_t *c1[] = {&D->c_type, &D->c_rectype, &D->c_safi, &D->c_flags};
-    for (size_t i = 0; i < sizeof c1 / sizeof *c1; i++) c1[i]->n = k->n;
-    D->c_old.n = k->n * 2;
-    D->c_new.n = k->n * 2;
-    buf_t *c4[] = {&D->c_peer, &D->c_peer_asn, &D->c_prefix, &D->c_path_id, &D->c_attr};
-    for (size_t i = 0; i < sizeof c4 / sizeof *c4; i++) c4[i]->n = k->n * 4;
-    D->c_ts.n = k->n * 8;
-    D->c_orig.n = k->n * 8;
     if (D->want_bgpdump) {
         D->lines.off.n = k->lines_off;
         D->lines.data.n = k->lines_data;
@@ -1979,9 +2048,7 @@ static Py_ssize_t run(Decoder *D, const uint8_t *buf, Py_ssize_t size, Py_ssize_
 
 static void batch_reset(Decoder *D) {
     D->n = 0;
-    buf_t *cols[] = {&D->c_type, &D->c_rectype, &D->c_ts,  &D->c_peer, &D->c_peer_asn, &D->c_prefix, &D->c_path_id,
-                     &D->c_attr, &D->c_safi,    &D->c_orig, &D->c_old, &D->c_new,      &D->c_flags,  &D->l_flags,
-                     &D->l_origin, &D->l_lpref, &D->l_med, &D->l_originasn, &D->l_aggas};
+    buf_t *cols[] = {&D->l_flags, &D->l_origin, &D->l_lpref, &D->l_med, &D->l_originasn, &D->l_aggas};
     for (size_t i = 0; i < sizeof cols / sizeof *cols; i++) cols[i]->n = 0;
     strcol_t *sc[] = {&D->d_peer, &D->d_prefix, &D->lines, &D->l_path, &D->l_nh, &D->l_comm, &D->l_lcomm, &D->l_ecomm, &D->l_aggaddr};
     for (size_t i = 0; i < sizeof sc / sizeof *sc; i++)
@@ -2017,11 +2084,13 @@ static int Decoder_init(Decoder *D, PyObject *args, PyObject *kw) {
 }
 
 static void Decoder_dealloc(Decoder *D) {
-    buf_t *cols[] = {&D->c_type, &D->c_rectype, &D->c_ts,  &D->c_peer, &D->c_peer_asn, &D->c_prefix, &D->c_path_id,
-                     &D->c_attr, &D->c_safi,    &D->c_orig, &D->c_old, &D->c_new,      &D->c_flags,  &D->l_flags,
-                     &D->l_origin, &D->l_lpref, &D->l_med, &D->l_originasn, &D->l_aggas, &D->scratch,
+    buf_t *cols[] = {&D->l_flags, &D->l_origin, &D->l_lpref, &D->l_med, &D->l_originasn, &D->l_aggas, &D->scratch,
                      &D->msg_attrs.text};
     for (size_t i = 0; i < sizeof cols / sizeof *cols; i++) buf_free(cols[i]);
+    void *arrays[] = {D->c_type, D->c_rectype, D->c_safi, D->c_flags, D->c_ts,      D->c_orig, D->c_peer,
+                      D->c_prefix, D->c_attr, D->c_peer_asn, D->c_path_id, D->c_old, D->c_new, D->peer_local,
+                      D->peer_local_gen};
+    for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++) free(arrays[i]);
     strcol_t *sc[] = {&D->d_peer, &D->d_prefix, &D->lines, &D->l_path, &D->l_nh, &D->l_comm, &D->l_lcomm, &D->l_ecomm, &D->l_aggaddr};
     for (size_t i = 0; i < sizeof sc / sizeof *sc; i++) strcol_free(sc[i]);
     if (D->cache) {
@@ -2100,8 +2169,8 @@ static PyObject *Decoder_flush(Decoder *D, PyObject *unused) {
     if (n == 0) Py_RETURN_NONE;
     PyObject *d = PyDict_New();
     if (!d) return NULL;
-    const uint8_t *ef = (const uint8_t *)D->c_flags.p;
-    const int32_t *attr = (const int32_t *)D->c_attr.p;
+    const uint8_t *ef = D->c_flags;
+    const int32_t *attr = D->c_attr;
     const uint16_t *lf = (const uint16_t *)D->l_flags.p;
     /* per-element validity of attribute-derived fields */
     uint8_t *af = malloc(n ? n : 1);
@@ -2112,23 +2181,23 @@ static PyObject *Decoder_flush(Decoder *D, PyObject *unused) {
     for (size_t i = 0; i < n; i++) af[i] = 0;
     int ok = 0;
     ok |= put(d, "n", PyLong_FromSize_t(n));
-    ok |= put(d, "type", bytes_of(D->c_type.p, D->c_type.n));
-    ok |= put(d, "record_type", bytes_of(D->c_rectype.p, D->c_rectype.n));
-    ok |= put(d, "timestamp", bytes_of(D->c_ts.p, D->c_ts.n));
-    ok |= put(d, "peer", bytes_of(D->c_peer.p, D->c_peer.n));
+    ok |= put(d, "type", bytes_of(D->c_type, n));
+    ok |= put(d, "record_type", bytes_of(D->c_rectype, n));
+    ok |= put(d, "timestamp", bytes_of(D->c_ts, 8 * n));
+    ok |= put(d, "peer", bytes_of(D->c_peer, 4 * n));
     ok |= put(d, "peer_valid", bitmap(ef, n, EF_PEERADDR));
-    ok |= put(d, "peer_asn", bytes_of(D->c_peer_asn.p, D->c_peer_asn.n));
-    ok |= put(d, "prefix", bytes_of(D->c_prefix.p, D->c_prefix.n));
+    ok |= put(d, "peer_asn", bytes_of(D->c_peer_asn, 4 * n));
+    ok |= put(d, "prefix", bytes_of(D->c_prefix, 4 * n));
     ok |= put(d, "prefix_valid", bitmap(ef, n, EF_PREFIX));
-    ok |= put(d, "path_id", bytes_of(D->c_path_id.p, D->c_path_id.n));
+    ok |= put(d, "path_id", bytes_of(D->c_path_id, 4 * n));
     ok |= put(d, "path_id_valid", bitmap(ef, n, EF_PATHID));
-    ok |= put(d, "attr", bytes_of(D->c_attr.p, D->c_attr.n));
-    ok |= put(d, "safi", bytes_of(D->c_safi.p, D->c_safi.n));
+    ok |= put(d, "attr", bytes_of(D->c_attr, 4 * n));
+    ok |= put(d, "safi", bytes_of(D->c_safi, n));
     ok |= put(d, "safi_valid", bitmap(ef, n, EF_PREFIX));
-    ok |= put(d, "originated", bytes_of(D->c_orig.p, D->c_orig.n));
+    ok |= put(d, "originated", bytes_of(D->c_orig, 8 * n));
     ok |= put(d, "originated_valid", bitmap(ef, n, EF_ORIGINATED));
-    ok |= put(d, "old_state", bytes_of(D->c_old.p, D->c_old.n));
-    ok |= put(d, "new_state", bytes_of(D->c_new.p, D->c_new.n));
+    ok |= put(d, "old_state", bytes_of(D->c_old, 2 * n));
+    ok |= put(d, "new_state", bytes_of(D->c_new, 2 * n));
     ok |= put(d, "state_valid", bitmap(ef, n, EF_STATE));
     ok |= put_strcol(d, "d_peer", &D->d_peer);
     ok |= put_strcol(d, "d_prefix", &D->d_prefix);
