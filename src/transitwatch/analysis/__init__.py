@@ -1,0 +1,1 @@
+"""Analyses over route changes: upstreams and shares, visibility, dependency, what-if."""

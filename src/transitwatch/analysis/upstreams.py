@@ -1,0 +1,262 @@
+"""Who carries a target's routes, in what share, since when: the upstream analysis.
+
+    result = analyse_upstreams(target, inputs, UpstreamOptions(start, end), names=registry)
+    result.to_json()   # the documented JSON object (docs/upstreams.md)
+
+Every number can be traced: routes are (full-feed peer, target prefix) paths, shares are route
+counts over all routes, times are the timestamps of the updates that caused them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from transitwatch.analysis.feed import CollectorInput, CollectorRows, merge_updates, read_collectors
+from transitwatch.analysis.tracker import UpstreamTracker
+from transitwatch.model import SourceIssue
+from transitwatch.routing.state import FullFeedRule, PeerKey, PeerTables, RouteState
+from transitwatch.targets import Target, TargetSet
+from transitwatch.timeutil import iso
+
+
+class NameSource(Protocol):
+    def as_name(self, asn: int) -> str | None: ...
+    def as_country(self, asn: int) -> str | None: ...
+
+
+@dataclass
+class UpstreamOptions:
+    start: int
+    end: int
+    bin_s: int = 300
+    min_peers: int = 3
+    full_feed: FullFeedRule = field(default_factory=FullFeedRule)
+    workers: int = 1
+    scheduler: str | None = None
+
+
+@dataclass
+class CollectorSummary:
+    name: str
+    peers: int
+    full_feed_peers: int
+    rib_time: int | None
+    stats: dict[str, int]
+
+
+@dataclass
+class UpstreamResult:
+    """Everything the upstream analysis found; rendered by transitwatch.report."""
+
+    target: Target
+    options: UpstreamOptions
+    prefixes: list[str]
+    collectors: list[CollectorSummary]
+    full_feed: set[PeerKey]
+    tracker: UpstreamTracker
+    state: RouteState
+    names: NameSource | None
+    issues: list[SourceIssue]
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+
+    # ---- derived views -----------------------------------------------------------------------
+    def name(self, asn: int) -> str | None:
+        return self.names.as_name(asn) if self.names is not None else None
+
+    def country(self, asn: int) -> str | None:
+        return self.names.as_country(asn) if self.names is not None else None
+
+    def upstream_rows(self) -> list[dict[str, Any]]:
+        """One row per upstream seen in the window, by routes at the window end."""
+        tr = self.tracker
+        now = tr.upstreams_now()
+        total = tr.routes
+        seen = sorted(tr.in_first_rib | {u for (u, _p) in tr.intervals})
+        fam = self._family_breakdown()
+        rows = []
+        for u in seen:
+            cur = now.get(u, {"routes": 0, "prefixes": [], "peers": 0, "collectors": []})
+            f = fam.get(u, {})
+            rows.append(
+                {
+                    "asn": u,
+                    "name": self.name(u),
+                    "country": self.country(u),
+                    "in_first_rib": u in tr.in_first_rib,
+                    "first_seen": iso(tr.first_seen(u)),
+                    "routes": cur["routes"],
+                    "share": round(cur["routes"] / total, 6) if total else 0.0,
+                    "prefixes": cur["prefixes"],
+                    "peers": cur["peers"],
+                    "collectors": cur["collectors"],
+                    **f,
+                }
+            )
+        rows.sort(key=lambda r: (-r["routes"], r["asn"]))
+        return rows
+
+    def _family_breakdown(self) -> dict[int, dict[str, Any]]:
+        """Shares by IPv4/IPv6 routes, by prefix, and by address space (routed /24 or /48 units)."""
+        routes_fam: dict[int, dict[int, int]] = {}
+        prefixes_via: dict[int, set[str]] = {}
+        all_prefixes: set[str] = set()
+        for _peer, prefix, route in self.state.iter_routes():
+            all_prefixes.add(prefix)
+            if route.upstream is None:
+                continue
+            v = 6 if ":" in prefix else 4
+            routes_fam.setdefault(route.upstream, {4: 0, 6: 0})[v] += 1
+            prefixes_via.setdefault(route.upstream, set()).add(prefix)
+        tot = {4: 0, 6: 0}
+        for d in routes_fam.values():
+            tot[4] += d[4]
+            tot[6] += d[6]
+        space_all = {4: _space(all_prefixes, 4), 6: _space(all_prefixes, 6)}
+        out: dict[int, dict[str, Any]] = {}
+        for u, d in routes_fam.items():
+            pv = prefixes_via[u]
+            out[u] = {
+                "routes_ipv4": d[4],
+                "routes_ipv6": d[6],
+                "share_ipv4": round(d[4] / tot[4], 6) if tot[4] else None,
+                "share_ipv6": round(d[6] / tot[6], 6) if tot[6] else None,
+                "prefix_share": round(len(pv) / len(all_prefixes), 6) if all_prefixes else None,
+                "address_share_ipv4": round(_space(pv, 4) / space_all[4], 6) if space_all[4] else None,
+                "address_share_ipv6": round(_space(pv, 6) / space_all[6], 6) if space_all[6] else None,
+            }
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        tr = self.tracker
+        return {
+            "target": {
+                "spec": self.target.spec,
+                "country": self.target.country,
+                "asns": sorted(self.target.asns),
+                "prefixes": self.prefixes,
+            },
+            "window": {"from": iso(self.options.start), "to": iso(self.options.end)},
+            "collectors": [
+                {"name": c.name, "peers": c.peers, "full_feed_peers": c.full_feed_peers, "rib": iso(c.rib_time)}
+                for c in self.collectors
+            ],
+            "full_feed_peers": len(self.full_feed),
+            "full_feed_rule": self.options.full_feed.describe(),
+            "routes": tr.routes,
+            "upstreams": self.upstream_rows(),
+            "links": [
+                {"upstream": iv.upstream, "prefix": iv.prefix, "up": iso(iv.up), "first_drop": iso(iv.first_drop),
+                 "down": iso(iv.down)}
+                for iv in tr.links()
+            ],
+            "series": [
+                {
+                    "time": iso(pt.time),
+                    "routes": pt.routes,
+                    "by_upstream": {str(u): n for u, n in pt.by_upstream.items()},
+                    "visible_prefixes": pt.visible_prefixes,
+                    "peers_by_prefix": pt.peers_by_prefix,
+                }
+                for pt in tr.series
+            ],
+            "visibility": [{"time": iso(t), "visible_prefixes": n} for t, n in tr.visibility],
+            "events": [self._event_json(ev.to_json()) for ev in tr.events],
+            "gaps": self.gaps,
+            "issues": {
+                "damaged_records": sum(c.stats.get("damaged_records", 0) for c in self.collectors),
+                "reports": [str(i) for i in self.issues if i.severity in ("damaged", "error")][:100],
+            },
+        }
+
+    def _event_json(self, d: dict[str, Any]) -> dict[str, Any]:
+        u = d.get("upstream")
+        if isinstance(u, int):
+            d["name"] = self.name(u)
+            d["country"] = self.country(u)
+        return d
+
+
+def _space(prefixes: set[str], version: int) -> float:
+    """Address space in /24 (IPv4) or /48 (IPv6) equivalents; overlapping prefixes count once."""
+    nets = [ipaddress.ip_network(p, strict=False) for p in prefixes if (":" in p) == (version == 6)]
+    unit = 24 if version == 4 else 48
+    return sum(2.0 ** (unit - n.prefixlen) for n in ipaddress.collapse_addresses(nets))  # type: ignore[type-var]
+
+
+def sort_prefixes(prefixes: list[str]) -> list[str]:
+    def key(p: str) -> tuple[int, int, int]:
+        n = ipaddress.ip_network(p, strict=False)
+        return (n.version, int(n.network_address), n.prefixlen)
+
+    return sorted(prefixes, key=key)
+
+
+def analyse_rows(
+    target: Target,
+    rows: list[CollectorRows],
+    options: UpstreamOptions,
+    *,
+    names: NameSource | None = None,
+    issues: list[SourceIssue] | None = None,
+) -> UpstreamResult:
+    """The analysis proper, from the collectors' target rows (already read)."""
+    tables = PeerTables.empty()
+    for r in rows:
+        tables.merge(r.tables)
+    full = options.full_feed.select(tables)
+    targets = TargetSet(target)
+    state = RouteState(targets, full)
+    for r in rows:
+        for row in r.rib_rows:
+            state.apply(row)
+    tracker = UpstreamTracker(len(full), options.start, options.end, options.bin_s, options.min_peers)
+    started = False
+    for row in merge_updates(rows):
+        if not started and row.time >= options.start:
+            tracker.known_prefixes(list(targets.prefixes))
+            tracker.init_from_state(state)
+            started = True
+        for ch in state.apply(row):
+            if started:
+                tracker.on_change(ch)
+    if not started:
+        tracker.known_prefixes(list(targets.prefixes))
+        tracker.init_from_state(state)
+    tracker.finish()
+    summaries = []
+    for r in rows:
+        peers = {p for p in tables.peers() if p.collector == r.name}
+        summaries.append(
+            CollectorSummary(r.name, len(peers), sum(1 for p in full if p.collector == r.name), r.rib_time, r.stats)
+        )
+    all_issues = list(issues or [])
+    for r in rows:
+        all_issues.extend(r.issues)
+    return UpstreamResult(
+        target, options, sort_prefixes(list(targets.prefixes)), summaries, full, tracker, state, names, all_issues
+    )
+
+
+def analyse_upstreams(
+    target: Target,
+    inputs: list[CollectorInput],
+    options: UpstreamOptions,
+    *,
+    names: NameSource | None = None,
+    on_issue: Callable[[SourceIssue], None] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> UpstreamResult:
+    """Read the collectors' files and run the analysis."""
+    rows = read_collectors(
+        inputs,
+        target,
+        options.end,
+        workers=options.workers,
+        scheduler=options.scheduler,
+        on_issue=on_issue,
+        progress=progress,
+    )
+    return analyse_rows(target, rows, options, names=names)

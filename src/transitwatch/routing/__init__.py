@@ -1,0 +1,1 @@
+"""Per-peer routing state of the target prefixes, built from RIB dumps and updates."""

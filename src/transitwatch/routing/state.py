@@ -1,0 +1,227 @@
+"""Route state of the target prefixes, per collector, peer and prefix.
+
+``RouteState.apply(row)`` takes one element (from a RIB dump, an update file or RIS Live) and
+returns the route changes it causes. Everything downstream (shares, links, visibility, outages,
+anomalies) is computed from those changes, for history and live alike.
+
+Definitions (``shared/scenarios/README.md``): a *peer* is one BGP session of a collector
+(collector, peer address, peer AS); a *route* is the path a full-feed peer currently has for a
+target prefix; only full-feed peers count.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transitwatch.routing.paths import collapse, parse_path, upstream_of
+from transitwatch.targets import TargetSet
+
+
+class PeerKey(NamedTuple):
+    collector: str
+    address: str
+    asn: int
+
+    def __str__(self) -> str:
+        return f"{self.collector} {self.address} AS{self.asn}"
+
+
+class Row(NamedTuple):
+    """The fields of one element that the route state needs."""
+
+    time: float
+    collector: str
+    peer_address: str
+    peer_asn: int
+    type: str  # R, A, W, S
+    prefix: str | None
+    as_path: str | None
+    origin_asn: int | None
+    new_state: int | None
+
+    @property
+    def peer(self) -> PeerKey:
+        return PeerKey(self.collector, self.peer_address, self.peer_asn)
+
+
+_ROW_COLUMNS = ["timestamp", "peer_address", "peer_asn", "type", "prefix", "as_path", "origin_asn", "new_state"]
+
+
+def rows_from_batch(batch: pa.RecordBatch, mask: pa.Array | None, collector: str) -> list[Row]:
+    """Selected rows of an element batch as :class:`Row` tuples (file order kept)."""
+    if mask is not None:
+        batch = batch.filter(mask)
+    n = batch.num_rows
+    if not n:
+        return []
+    cols = {c: batch.column(c) for c in _ROW_COLUMNS}
+    ts = cols["timestamp"].cast(pa.int64()).to_pylist()
+    lists = [cols[c].to_pylist() for c in _ROW_COLUMNS[1:]]
+    out = []
+    for i in range(n):
+        addr, asn, typ, prefix, path, origin, state = (col[i] for col in lists)
+        out.append(Row(ts[i] / 1e6, collector, addr or "", asn, typ, prefix, path, origin, state))
+    return out
+
+
+class Route(NamedTuple):
+    path: tuple[int, ...]  # as received (prepending kept)
+    upstream: int | None
+    origin: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteChange:
+    """One peer's route to one prefix changed. ``old``/``new`` None mean no route."""
+
+    time: float
+    peer: PeerKey
+    prefix: str
+    old: Route | None
+    new: Route | None
+    cause: str  # rib, announce, withdraw, session_down
+
+
+ESTABLISHED = 6
+
+
+class RouteState:
+    """Current routes of full-feed peers to target prefixes.
+
+    A peer session leaving Established (a BGP4MP state change) withdraws every route the peer had:
+    collectors do not record withdrawals for a session that went down.
+    """
+
+    def __init__(self, targets: TargetSet, full_feed: Iterable[PeerKey]) -> None:
+        self.targets = targets
+        self.full_feed = set(full_feed)
+        self.routes: dict[PeerKey, dict[str, Route]] = defaultdict(dict)
+        self._asns = targets.target.asns
+
+    def route_of(self, peer: PeerKey, prefix: str) -> Route | None:
+        return self.routes.get(peer, {}).get(prefix)
+
+    def make_route(self, path_text: str | None, origin: int | None) -> Route:
+        path = parse_path(path_text or "")
+        # prefix-only targets have no AS list: the route's own origin is the target AS
+        targets = self._asns if self._asns else ({origin} if origin is not None else set())
+        return Route(path, upstream_of(collapse(path), targets), origin)
+
+    def apply(self, row: Row) -> list[RouteChange]:
+        peer = row.peer
+        if peer not in self.full_feed:
+            return []
+        if row.type == "S":
+            if row.new_state is None or row.new_state == ESTABLISHED:
+                return []
+            held = self.routes.pop(peer, {})
+            return [RouteChange(row.time, peer, p, r, None, "session_down") for p, r in sorted(held.items())]
+        prefix = row.prefix
+        if prefix is None:
+            return []
+        targets = self.targets
+        if prefix not in targets.prefixes:
+            if row.type == "W":
+                return []
+            if not (targets.is_target_origin(row.origin_asn) or targets.within_explicit(prefix)):
+                return []
+            targets.add(prefix, row.time)
+        table = self.routes[peer]
+        old = table.get(prefix)
+        if row.type == "W":
+            if old is None:
+                return []
+            del table[prefix]
+            return [RouteChange(row.time, peer, prefix, old, None, "withdraw")]
+        new = self.make_route(row.as_path, row.origin_asn)
+        if old is not None and old.path == new.path:
+            return []  # an announcement repeating the current path changes nothing
+        table[prefix] = new
+        return [RouteChange(row.time, peer, prefix, old, new, "rib" if row.type == "R" else "announce")]
+
+    def iter_routes(self) -> Iterator[tuple[PeerKey, str, Route]]:
+        for peer in sorted(self.routes):
+            for prefix, route in sorted(self.routes[peer].items()):
+                yield peer, prefix, route
+
+
+@dataclass
+class PeerTables:
+    """RIB entries per peer in a collector's first RIB dump, by address family."""
+
+    v4: dict[PeerKey, int]
+    v6: dict[PeerKey, int]
+
+    @classmethod
+    def empty(cls) -> PeerTables:
+        return cls(defaultdict(int), defaultdict(int))
+
+    def add_batch(self, batch: pa.RecordBatch, collector: str) -> None:
+        rib = batch.filter(pc.equal(batch.column("type").dictionary_decode(), "R"))
+        if not rib.num_rows:
+            return
+        is_v6 = pc.fill_null(pc.match_substring(rib.column("prefix").dictionary_decode(), ":"), False)
+        table = pa.table(
+            {
+                "address": rib.column("peer_address").dictionary_decode(),
+                "asn": rib.column("peer_asn"),
+                "v6": is_v6,
+            }
+        )
+        for rec in table.group_by(["address", "asn", "v6"]).aggregate([([], "count_all")]).to_pylist():
+            key = PeerKey(collector, rec["address"] or "", rec["asn"])
+            (self.v6 if rec["v6"] else self.v4)[key] += rec["count_all"]
+
+    def peers(self) -> set[PeerKey]:
+        return set(self.v4) | set(self.v6)
+
+    def merge(self, other: PeerTables) -> None:
+        for k, n in other.v4.items():
+            self.v4[k] += n
+        for k, n in other.v6.items():
+            self.v6[k] += n
+
+
+@dataclass(frozen=True)
+class FullFeedRule:
+    """Which peers are full-feed.
+
+    By default (the project's definition) a peer whose first-RIB table holds at least ``ratio``
+    (0.5) times as many entries as the largest table at its collector. With ``min_v4`` or
+    ``min_v6`` set, an absolute rule as IODA uses instead: at least that many IPv4 or IPv6 entries.
+    """
+
+    ratio: float = 0.5
+    min_v4: int | None = None
+    min_v6: int | None = None
+
+    def select(self, tables: PeerTables) -> set[PeerKey]:
+        peers = tables.peers()
+        if self.min_v4 is not None or self.min_v6 is not None:
+            return {
+                p
+                for p in peers
+                if (self.min_v4 is not None and tables.v4.get(p, 0) >= self.min_v4)
+                or (self.min_v6 is not None and tables.v6.get(p, 0) >= self.min_v6)
+            }
+        largest: dict[str, int] = defaultdict(int)
+        size = {p: tables.v4.get(p, 0) + tables.v6.get(p, 0) for p in peers}
+        for p, n in size.items():
+            largest[p.collector] = max(largest[p.collector], n)
+        return {p for p, n in size.items() if n > 0 and n >= self.ratio * largest[p.collector]}
+
+    def describe(self) -> str:
+        if self.min_v4 is not None or self.min_v6 is not None:
+            parts = []
+            if self.min_v4 is not None:
+                parts.append(f">= {self.min_v4} IPv4 entries")
+            if self.min_v6 is not None:
+                parts.append(f">= {self.min_v6} IPv6 entries")
+            return " or ".join(parts) + " in the first RIB dump"
+        return f"a first-RIB table of at least {self.ratio:g} x the largest table at the collector"
