@@ -96,6 +96,8 @@ class Registry:
         self.names: Mapping[int, AsName] = dict(names or {})
         self.sources: tuple[Path, ...] = tuple(sources)
         self.issues: tuple[SourceIssue, ...] = tuple(issues)
+        # Filled country by country: network objects for every country at once would cost seconds.
+        self._prefixes_by_country: dict[str, list[tuple[IPNetwork, Delegation]]] = {}
 
     @classmethod
     def load(cls, directory: str | Path) -> Registry:
@@ -108,7 +110,7 @@ class Registry:
             raise RegistryNotFoundError(
                 f"no registry files (delegated-<rir>-extended-*, delegated-extended, asn.txt) in {directory}"
             )
-        loaded = load_delegations(directory)
+        loaded = load_delegations(directory, chosen)
         names: dict[int, AsName] = {}
         sources = list(loaded.files)
         issues = list(loaded.issues)
@@ -129,7 +131,7 @@ class Registry:
         directory = Path(registry_dir) if registry_dir is not None else default_registry_dir()
         try:
             return cls.load(directory)
-        except (RegistryNotFoundError, FileNotFoundError, NotADirectoryError) as exc:
+        except RegistryNotFoundError as exc:
             raise RegistryNotFoundError(
                 f"no registry data in {directory}: run `transitwatch registry update` to download the RIR "
                 "delegation files and AS names, or pass --registry DIR pointing at a directory that has them"
@@ -214,8 +216,8 @@ class Registry:
         for d in self.delegations:
             if d.type == "asn":
                 continue
-            for net in d.networks():
-                node = tree.add(str(net))
+            for cidr in d.cidrs():
+                node = tree.add(cidr)
                 # Same block twice (e.g. a stale transfer in two RIRs' files): the first file read wins.
                 node.data.setdefault("delegation", d)
         return tree
@@ -229,19 +231,27 @@ class Registry:
         return None if node is None else node.data.get("delegation")
 
     @cached_property
-    def _prefixes_by_country(self) -> dict[str, list[IPNetwork]]:
-        by_country: dict[str, list[IPNetwork]] = {}
+    def _address_delegations_by_country(self) -> dict[str, list[Delegation]]:
+        by_country: dict[str, list[Delegation]] = {}
         for d in self.delegations:
             if d.type != "asn":
-                by_country.setdefault(d.cc, []).extend(d.networks())
-        for nets in by_country.values():
-            nets.sort(key=_network_key)
+                by_country.setdefault(d.cc, []).append(d)
         return by_country
+
+    def country_prefix_delegations(self, cc: str) -> list[tuple[IPNetwork, Delegation]]:
+        """:meth:`country_prefixes`, each with the delegation record it comes from, in the same order."""
+        cc = cc.upper()
+        pairs = self._prefixes_by_country.get(cc)
+        if pairs is None:
+            pairs = [(n, d) for d in self._address_delegations_by_country.get(cc, ()) for n in d.networks()]
+            pairs.sort(key=lambda pair: _network_key(pair[0]))
+            self._prefixes_by_country[cc] = pairs
+        return list(pairs)
 
     def country_prefixes(self, cc: str) -> list[IPNetwork]:
         """The CIDR blocks (IPv4 then IPv6, ascending) delegated to holders in ``cc``; an IPv4 record whose
         host count is not one CIDR block contributes each of its exact blocks."""
-        return list(self._prefixes_by_country.get(cc.upper(), ()))
+        return [net for net, _ in self.country_prefix_delegations(cc)]
 
     def countries(self) -> list[str]:
         """Every country code with a delegation or a named AS, sorted."""

@@ -116,7 +116,7 @@ def _show_asn(reg: Registry, asn: int) -> dict[str, Any]:
 
 def _show_country(reg: Registry, cc: str) -> dict[str, Any]:
     asns = sorted(reg.country_asns(cc))
-    prefixes = reg.country_prefixes(cc)
+    prefixes = reg.country_prefix_delegations(cc)
     return {
         "country": cc.upper(),
         "asns": [
@@ -128,9 +128,7 @@ def _show_country(reg: Registry, cc: str) -> dict[str, Any]:
             }
             for a in asns
         ],
-        "prefixes": [
-            {"prefix": str(p), "delegation": _delegation_dict(reg.prefix_delegation(p))} for p in prefixes
-        ],
+        "prefixes": [{"prefix": str(net), "delegation": _delegation_dict(d)} for net, d in prefixes],
     }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,18 @@ class Delegation:
             return [ipaddress.IPv6Network(f"{self.start}/{self.value}")]
         raise ValueError(f"{self.type} record has no networks")
 
+    def cidrs(self) -> list[str]:
+        """:meth:`networks` as ``address/length`` strings, made without building network objects (which
+        dominate the cost of indexing a full set of RIR files)."""
+        if self.type == "ipv4":
+            return [
+                f"{socket.inet_ntoa(net.to_bytes(4, 'big'))}/{length}"
+                for net, length in _ipv4_ranges(_ipv4_int(self.start), self.value)
+            ]
+        if self.type == "ipv6":
+            return [f"{self.start}/{self.value}"]
+        raise ValueError(f"{self.type} record has no networks")
+
     def asns(self) -> range:
         """The AS numbers of an ``asn`` record."""
         if self.type != "asn":
@@ -81,22 +94,48 @@ class Delegation:
         return str(blocks[0]) if len(blocks) == 1 else f"{self.start}+{self.value}"
 
 
+def _ipv4_int(text: str) -> int:
+    try:
+        # inet_pton takes only dotted quads (unlike inet_aton) and is much faster than IPv4Address.
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except OSError:
+        raise ValueError(f"{text!r} is not an IPv4 address") from None
+
+
+def _ipv6_int(text: str) -> int:
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+    except OSError:
+        raise ValueError(f"{text!r} is not an IPv6 address") from None
+
+
+def _ipv4_ranges(first: int, host_count: int) -> list[tuple[int, int]]:
+    """(network as int, prefix length) of the minimal CIDR blocks covering ``host_count`` addresses."""
+    if host_count <= 0:
+        raise ValueError(f"host count {host_count} is not positive")
+    last = first + host_count - 1
+    if last > 0xFFFFFFFF:
+        raise ValueError(
+            f"{socket.inet_ntoa(first.to_bytes(4, 'big'))} + {host_count} addresses runs past 255.255.255.255"
+        )
+    # Fast path for the usual aligned power-of-two block.
+    if host_count & (host_count - 1) == 0 and first % host_count == 0:
+        return [(first, 33 - host_count.bit_length())]
+    return [
+        (int(net.network_address), net.prefixlen)
+        for net in ipaddress.summarize_address_range(
+            ipaddress.IPv4Address(first), ipaddress.IPv4Address(last)
+        )
+    ]
+
+
 def ipv4_blocks(start: str, host_count: int) -> list[IPNetwork]:
     """The minimal CIDR blocks covering exactly ``host_count`` addresses from ``start``.
 
     >>> [str(n) for n in ipv4_blocks("10.0.1.0", 512)]
     ['10.0.1.0/24', '10.0.2.0/24']
     """
-    first = int(ipaddress.IPv4Address(start))
-    if host_count <= 0:
-        raise ValueError(f"host count {host_count} is not positive")
-    last = first + host_count - 1
-    if last > 0xFFFFFFFF:
-        raise ValueError(f"{start} + {host_count} addresses runs past 255.255.255.255")
-    # Fast path for the usual aligned power-of-two block; summarize_address_range is slow in bulk.
-    if host_count & (host_count - 1) == 0 and first % host_count == 0:
-        return [ipaddress.IPv4Network((first, 32 - host_count.bit_length() + 1))]
-    return list(ipaddress.summarize_address_range(ipaddress.IPv4Address(first), ipaddress.IPv4Address(last)))
+    return [ipaddress.IPv4Network(block) for block in _ipv4_ranges(_ipv4_int(start), host_count)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +192,10 @@ def _parse_date(text: str) -> dt.date | None:
     text = text.strip()
     if not text or text.strip("0") == "":
         return None
-    return dt.datetime.strptime(text, "%Y%m%d").date()
+    if len(text) != 8 or not text.isdigit():
+        raise ValueError(f"date {text!r} is not YYYYMMDD")
+    # Slicing is ~10x faster than strptime, which shows over hundreds of thousands of records.
+    return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
 
 
 def _parse_record(fields: list[str]) -> Delegation:
@@ -181,11 +223,13 @@ def _parse_record(fields: list[str]) -> Delegation:
         if first < 0 or first + value - 1 > 0xFFFFFFFF:
             raise ValueError(f"AS range {start}+{value} is outside 0..4294967295")
     elif rtype == "ipv4":
-        ipv4_blocks(start, value)
+        if _ipv4_int(start) + value - 1 > 0xFFFFFFFF:
+            raise ValueError(f"{start} + {value} addresses runs past 255.255.255.255")
     else:
         if value > 128:
             raise ValueError(f"IPv6 prefix length {value} is over 128")
-        ipaddress.IPv6Network(f"{start}/{value}")
+        if _ipv6_int(start) & ((1 << (128 - value)) - 1):
+            raise ValueError(f"{start}/{value} has host bits set")
     return record
 
 
@@ -275,7 +319,10 @@ def _header_end_date(path: Path) -> dt.date | None:
 def _recency(path: Path, name_date: str | None) -> tuple[dt.date, int, str]:
     """Sort key, newest last: the version line's end date (when the statistics run to), else the date in the
     file name; on a tie a ``-latest`` copy (what ``registry update`` refreshes) beats a dated one."""
-    named = dt.datetime.strptime(name_date, "%Y%m%d").date() if name_date and name_date.isdigit() else None
+    try:
+        named = _parse_date(name_date) if name_date and name_date.isdigit() else None
+    except ValueError:
+        named = None
     when = _header_end_date(path) or named or dt.date.min
     return (when, 1 if name_date in (None, "latest") else 0, path.name)
 
@@ -325,9 +372,11 @@ class LoadedDelegations:
     issues: list[SourceIssue]
 
 
-def load_delegations(directory: str | Path) -> LoadedDelegations:
-    """Read the delegated records of a directory, chosen as :func:`select_delegated_files` says."""
-    chosen = select_delegated_files(directory)
+def load_delegations(directory: str | Path, chosen: DelegatedFiles | None = None) -> LoadedDelegations:
+    """Read the delegated records of a directory: the files ``chosen``, by default as
+    :func:`select_delegated_files` chooses them."""
+    if chosen is None:
+        chosen = select_delegated_files(directory)
     out = LoadedDelegations([], [], [])
     for _rir, path in sorted(chosen.per_rir.items()):
         parsed = parse_delegated_file(path)

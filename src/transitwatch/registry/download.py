@@ -186,13 +186,12 @@ def _update_one(
     sleep: Callable[[float], None],
 ) -> FileResult:
     dest = registry_dir / name
-    saved = state.get(name, {})
-    headers = _conditional_headers(dest, url, saved)
+    headers = _conditional_headers(dest, url, state.get(name, {}))
     fd, tmp = tempfile.mkstemp(dir=registry_dir, prefix=f".{name}.", suffix=".part")
     os.close(fd)
     tmp_path = Path(tmp)
+    made = 0
     try:
-        made = 0
         while True:
             made += 1
             try:
@@ -203,6 +202,10 @@ def _update_one(
                     return FileResult(name, url, "failed", str(exc), attempts=made)
                 sleep(backoff * 2 ** (made - 1))
         if response.status_code == 304:
+            if not dest.is_file():
+                return FileResult(
+                    name, url, "failed", "HTTP 304 Not Modified with no copy kept", attempts=made
+                )
             return FileResult(name, url, "unchanged", size=dest.stat().st_size, attempts=made)
         problem = _validate(name, tmp_path)
         if problem is not None:
@@ -216,13 +219,16 @@ def _update_one(
             with contextlib.suppress(TypeError, ValueError, OverflowError):
                 stamp = email.utils.parsedate_to_datetime(last_modified).timestamp()
                 os.utime(tmp_path, (stamp, stamp))
-        state[name] = new_state
         # mkstemp makes the file owner-only; give it the old copy's mode (or the usual 0644) instead.
         os.chmod(tmp_path, dest.stat().st_mode & 0o777 if dest.is_file() else 0o644)
-        if dest.is_file() and filecmp.cmp(tmp_path, dest, shallow=False):
-            return FileResult(name, url, "unchanged", size=size, attempts=made)
-        os.replace(tmp_path, dest)
-        return FileResult(name, url, "updated", size=size, attempts=made)
+        unchanged = dest.is_file() and filecmp.cmp(tmp_path, dest, shallow=False)
+        if not unchanged:
+            os.replace(tmp_path, dest)
+        # Recorded only once the copy on disk matches it, or a later 304 would pin a stale file.
+        state[name] = new_state
+        return FileResult(name, url, "unchanged" if unchanged else "updated", size=size, attempts=made)
+    except OSError as exc:  # the local side: disk full, permissions; the old copy is still in place
+        return FileResult(name, url, "failed", f"cannot write {dest}: {exc}", attempts=made)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
