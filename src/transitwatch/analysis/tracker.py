@@ -116,6 +116,8 @@ class UpstreamTracker:
         self.series: list[SeriesPoint] = []
         self.visibility: list[tuple[float, int]] = []
         self.events: list[UpstreamEvent] = []
+        # every distinct time the counts changed: (time, routes, routes by upstream, visible prefixes)
+        self.timeline: list[tuple[float, int, dict[int, int], int]] = []
         self._episodes: dict[int, _Episode] = {}
         self._bins = self._bin_times()
         self._next_bin = 0
@@ -150,6 +152,14 @@ class UpstreamTracker:
             self._episodes[u] = ep
         self._visible = self._count_visible()
         self.visibility.append((self.start, self._visible))
+        self._record(self.start)
+
+    def _record(self, t: float) -> None:
+        point = (t, self.routes, {u: n for u, n in sorted(self.total.items()) if n}, self._visible)
+        if self.timeline and self.timeline[-1][0] == t:
+            self.timeline[-1] = point
+        elif not self.timeline or self.timeline[-1][1:] != point[1:]:
+            self.timeline.append(point)
 
     def known_prefixes(self, prefixes: list[str]) -> None:
         """Make sure prefixes known at the start appear in per-prefix output even without routes."""
@@ -194,12 +204,12 @@ class UpstreamTracker:
             self.no_upstream -= 1
         if ch.new is not None and nu is None:
             self.no_upstream += 1
-        if ou == nu:
-            return
-        if ou is not None:
-            self._remove(t, ou, p, ch.peer)
-        if nu is not None:
-            self._add(t, nu, p, ch.peer)
+        if ou != nu:
+            if ou is not None:
+                self._remove(t, ou, p, ch.peer)
+            if nu is not None:
+                self._add(t, nu, p, ch.peer)
+        self._record(t)
 
     def _remove(self, t: float, u: int, p: str, peer: PeerKey) -> None:
         self.count[(u, p)] -= 1

@@ -1,0 +1,126 @@
+"""transitwatch's Python API: the functions the command line is built on.
+
+    from transitwatch import api
+    result = api.upstreams("KP", archive="/data/archive", start="2017-10-01T08:00Z",
+                           end="2017-10-02T12:00Z", registry="/data/registry")
+    result.to_json()["upstreams"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transitwatch.analysis.feed import CollectorInput
+from transitwatch.analysis.upstreams import UpstreamOptions, UpstreamResult, analyse_upstreams
+from transitwatch.model import SourceIssue
+from transitwatch.routing.state import FullFeedRule
+from transitwatch.targets import Target
+from transitwatch.timeutil import parse_time
+
+
+def _time(value: int | float | str) -> int:
+    return parse_time(value) if isinstance(value, str) else int(value)
+
+
+def load_registry(registry: Any) -> Any:
+    """A Registry from a directory, an existing Registry, or the default cache (None)."""
+    from transitwatch.registry import Registry
+
+    if registry is None or isinstance(registry, (str, Path)):
+        return Registry.load_default(registry)
+    return registry
+
+
+def registry_for(target: str | Target, registry: Any) -> Any:
+    """The registry to use: required for country targets, optional (names only) otherwise."""
+    from transitwatch.registry import RegistryNotFoundError
+    from transitwatch.targets import parse_target_spec
+
+    needed = isinstance(target, str) and bool(parse_target_spec(target).countries)
+    try:
+        return load_registry(registry)
+    except RegistryNotFoundError:
+        if needed or registry is not None:
+            raise
+        return None
+
+
+def resolve_target(target: str | Target, registry: Any) -> Target:
+    if isinstance(target, Target):
+        return target
+    return Target.resolve(target, registry)
+
+
+def plan_inputs(
+    archive: str,
+    collectors: list[str] | None,
+    start: int,
+    end: int,
+    *,
+    cache: str | None = None,
+    offline: bool = False,
+    progress: bool = False,
+) -> tuple[list[CollectorInput], list[dict[str, Any]]]:
+    """The files each collector needs for the window (RIB at or before start, then updates), and gaps.
+
+    URL archives are downloaded into the cache first (verified, resumable, shared across runs);
+    files that cannot be had are reported as gaps, never silently skipped.
+    """
+    from transitwatch.sources.archive import plan_files
+
+    plan = plan_files(archive, collectors, start, end)
+    gaps = plan.to_dict()["gaps"]
+    locations: dict[str, str] = {}
+    files = plan.all_files()
+    if archive.startswith(("http://", "https://")):
+        from transitwatch.sources.download import Downloader
+
+        dl = Downloader(cache, offline=offline, progress=progress)
+        fetched = dl.fetch(files)
+        locations = {f.location: str(p) for f, p in fetched.paths.items()}
+        gaps.extend(g.to_dict() for g in fetched.gaps)
+    else:
+        locations = {f.location: f.location for f in files}
+    inputs = []
+    order = collectors or sorted(plan.files)
+    for name in order:
+        cf = plan.files.get(name, [])
+        ribs = [f for f in cf if f.kind == "rib" and f.location in locations]
+        updates = [locations[f.location] for f in cf if f.kind == "updates" and f.location in locations]
+        rib = ribs[0] if ribs else None
+        inputs.append(CollectorInput(name, locations[rib.location] if rib else None, updates, rib.time if rib else None))
+    return inputs, gaps
+
+
+def upstreams(
+    target: str | Target,
+    archive: str,
+    start: int | str,
+    end: int | str,
+    *,
+    collectors: list[str] | None = None,
+    registry: Any = None,
+    bin_s: int = 300,
+    min_peers: int = 3,
+    full_feed: FullFeedRule | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    cache: str | None = None,
+    offline: bool = False,
+    on_issue: Callable[[SourceIssue], None] | None = None,
+    progress: bool = False,
+) -> UpstreamResult:
+    """Who carried the target's routes over [start, end), in what share, since when."""
+    reg = registry_for(target, registry)
+    tgt = resolve_target(target, reg)
+    t0, t1 = _time(start), _time(end)
+    inputs, gaps = plan_inputs(archive, collectors, t0, t1, cache=cache, offline=offline, progress=progress)
+    options = UpstreamOptions(
+        t0, t1, bin_s=bin_s, min_peers=min_peers, full_feed=full_feed or FullFeedRule(), workers=workers,
+        scheduler=scheduler,
+    )
+    result = analyse_upstreams(tgt, inputs, options, names=reg, on_issue=on_issue)
+    result.gaps = gaps
+    return result

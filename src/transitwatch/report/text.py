@@ -1,0 +1,156 @@
+"""Plain-text and CSV renderings of an upstream analysis, every number with its denominator."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transitwatch.analysis.upstreams import UpstreamResult
+
+
+def _as_label(asn: int, name: str | None, country: str | None) -> str:
+    return f"AS{asn}" + (f" {name}" if name else "") + (f" ({country})" if country else "")
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)]
+
+
+def describe_event(ev: dict[str, Any], n_full: int, min_peers: int = 3) -> str:
+    who = _as_label(ev["upstream"], ev.get("name"), ev.get("country"))
+    colls = ev.get("collectors") or []
+    np = len(ev.get("prefixes") or [])
+    if ev["type"] == "upstream_added":
+        text = (
+            f"{who} starts carrying routes: seen by up to {ev['peers']} of {n_full} full-feed peers "
+            f"at {len(colls)} collector{'s' if len(colls) != 1 else ''} for {np} prefix{'es' if np != 1 else ''}"
+        )
+        fp = ev.get("first_peer")
+        if fp:
+            text += f"; first by {fp['collector']} {fp['address']} AS{fp['asn']}"
+    else:
+        text = (
+            f"{who} no longer carries any route: it had routes from {ev['peers']} of {n_full} full-feed peers "
+            f"for {np} prefix{'es' if np != 1 else ''}; decline began {ev.get('decline_start')}"
+        )
+        if ev.get("duration_s") is not None:
+            text += f" after {format_duration(ev['duration_s'])} up"
+    if ev.get("confirmed"):
+        what = "seen" if ev["type"] == "upstream_added" else "loss seen"
+        text += f"; {what} by {min_peers} peers at {ev['confirmed']}"
+    return text
+
+
+def format_duration(seconds: float) -> str:
+    s = int(round(seconds))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    parts = [f"{d} d"] if d else []
+    if h:
+        parts.append(f"{h} h")
+    if m:
+        parts.append(f"{m} min")
+    if s and not d:
+        parts.append(f"{s} s")
+    return " ".join(parts) or "0 s"
+
+
+def render_upstreams_text(result: UpstreamResult, data: dict[str, Any] | None = None) -> str:
+    """The human-readable report: target, window, collectors, upstreams table, events."""
+    d = data if data is not None else result.to_json()
+    n_full = d["full_feed_peers"]
+    total = d["routes"]
+    tgt = d["target"]
+    asn_labels = ", ".join(_as_label(a, result.name(a), result.country(a)) for a in tgt["asns"][:6])
+    if len(tgt["asns"]) > 6:
+        asn_labels += f" and {len(tgt['asns']) - 6} more"
+    out = [
+        f"Upstreams of {tgt['spec']}" + (f": {asn_labels}" if asn_labels else ""),
+        f"Window {d['window']['from']} to {d['window']['to']}; {len(tgt['prefixes'])} target prefixes; "
+        f"{total} routes at the end (full-feed peers x prefixes they route)",
+        "Collectors: "
+        + "; ".join(
+            f"{c['name']} ({c['peers']} peers, {c['full_feed_peers']} full-feed; RIB {c['rib']})" for c in d["collectors"]
+        ),
+        f"Full-feed peers: {n_full} ({d['full_feed_rule']})",
+        "",
+    ]
+    rows = []
+    for u in d["upstreams"]:
+        rows.append(
+            [
+                f"AS{u['asn']}",
+                u["name"] or "",
+                u["country"] or "",
+                f"{u['routes']}/{total}",
+                f"{100 * u['share']:.1f}%",
+                f"{u['peers']}/{n_full}",
+                f"{len(u['prefixes'])}/{len(tgt['prefixes'])}",
+                u["first_seen"] or "-",
+                "yes" if u["in_first_rib"] else "no",
+            ]
+        )
+    out += _table(
+        ["Upstream", "Name", "CC", "Routes", "Share", "Peers", "Prefixes", "First seen in updates", "In first RIB"],
+        rows,
+        {3, 4, 5, 6},
+    )
+    out.append("")
+    if d["events"]:
+        out.append(f"Events ({len(d['events'])})")
+        for ev in d["events"]:
+            out.append(f"  {ev['time']}  {ev['type']:<16} {describe_event(ev, n_full, result.options.min_peers)}")
+    else:
+        out.append("No upstream changed in the window.")
+    if d.get("gaps"):
+        out.append("")
+        out.append(f"Data gaps ({len(d['gaps'])}): results do not cover these intervals")
+        for g in d["gaps"]:
+            out.append(f"  {g.get('collector')} {g.get('kind')} {g.get('start')} to {g.get('end')}: {g.get('reason')}")
+    dmg = d.get("issues", {}).get("damaged_records", 0)
+    if dmg:
+        out.append("")
+        out.append(f"{dmg} damaged MRT records were skipped (see stderr for offsets).")
+    return "\n".join(out) + "\n"
+
+
+CSV_FIELDS = [
+    "asn",
+    "name",
+    "country",
+    "routes",
+    "share",
+    "routes_ipv4",
+    "routes_ipv6",
+    "share_ipv4",
+    "share_ipv6",
+    "prefix_share",
+    "address_share_ipv4",
+    "address_share_ipv6",
+    "peers",
+    "collectors",
+    "prefixes",
+    "first_seen",
+    "in_first_rib",
+]
+
+
+def render_upstreams_csv(data: dict[str, Any]) -> str:
+    """One row per upstream (the table of the text report, with the IPv4/IPv6 and space shares)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for u in data["upstreams"]:
+        row = dict(u)
+        row["prefixes"] = " ".join(u["prefixes"])
+        row["collectors"] = " ".join(u["collectors"])
+        w.writerow(row)
+    return buf.getvalue()
