@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
@@ -110,53 +110,64 @@ class Target:
         return cls(spec.spec, spec.countries, frozenset(asns), spec.prefixes)
 
 
-@dataclass
 class TargetSet:
-    """The target's prefixes as they are discovered in the data, and the batch filter for them.
+    """The target's prefixes as they are discovered in the data, the watched space, and the batch filter.
 
-    A prefix joins when a route for it is originated by a target AS, or when it lies within an
-    explicit target prefix. Once in, every route for it counts, whatever its origin (a hijacked
-    route to a target prefix is still a route to a target prefix).
+    A prefix becomes a *target prefix* when a full-feed peer's route for it is originated by a target
+    AS, or when it lies within an explicit target prefix. Once in, every route for it counts,
+    whatever its origin (a hijacked route to a target prefix is still a route to a target prefix).
+
+    The *watched space* adds the target's delegated address space (from the registry) and every
+    target prefix: routes for any prefix inside it are followed too, so that anomaly detectors see
+    more-specifics and foreign origins, but they do not count in route shares.
     """
 
-    target: Target
-    prefixes: dict[str, float] = field(default_factory=dict)  # prefix -> time first seen
-    _asn_array: pa.Array = field(init=False)
-    _known: pa.Array | None = field(init=False, default=None)
-    _explicit_cache: dict[str, bool] = field(init=False, default_factory=dict)
+    def __init__(self, target: Target, watch: Iterable[Network] = ()) -> None:
+        import radix
 
-    def __post_init__(self) -> None:
-        self._asn_array = pa.array(sorted(self.target.asns), pa.uint32())
-        # coarse string prefixes that any more-specific of an explicit prefix starts with
-        self._explicit_starts = sorted({_text_start(n) for n in self.target.explicit_prefixes})
+        self.target = target
+        self.prefixes: dict[str, float] = {}  # target prefix -> time first seen
+        self.watch_networks = sorted(set(watch) | set(target.explicit_prefixes), key=_net_key)
+        self._watch = radix.Radix()
+        self._explicit = radix.Radix()
+        for net in self.watch_networks:
+            self._watch.add(str(net))
+        for net in target.explicit_prefixes:
+            self._explicit.add(str(net))
+        self._asn_array = pa.array(sorted(target.asns), pa.uint32())
+        self._known: pa.Array | None = None
 
     def add(self, prefix: str, when: float) -> bool:
         if prefix in self.prefixes:
             return False
         self.prefixes[prefix] = when
         self._known = None
+        try:
+            self._watch.add(prefix)
+        except ValueError:
+            pass
         return True
 
+    @staticmethod
+    def _covered(tree: object, prefix: str) -> bool:
+        try:
+            return tree.search_best(prefix) is not None  # type: ignore[attr-defined]
+        except ValueError:
+            return False
+
     def within_explicit(self, prefix: str) -> bool:
-        hit = self._explicit_cache.get(prefix)
-        if hit is None:
-            try:
-                net = ipaddress.ip_network(prefix, strict=False)
-            except ValueError:
-                hit = False
-            else:
-                hit = any(
-                    net.version == e.version and net.subnet_of(e)  # type: ignore[arg-type]
-                    for e in self.target.explicit_prefixes
-                )
-            self._explicit_cache[prefix] = hit
-        return hit
+        """Inside an explicit target prefix (which makes it a target prefix)."""
+        return bool(self.target.explicit_prefixes) and self._covered(self._explicit, prefix)
+
+    def within_watch(self, prefix: str) -> bool:
+        """Inside the watched space (target prefixes, explicit prefixes, delegated space)."""
+        return self._covered(self._watch, prefix)
 
     def is_target_origin(self, origin: int | None) -> bool:
         return origin is not None and origin in self.target.asns
 
     def candidate_mask(self, batch: pa.RecordBatch) -> pa.Array:
-        """Rows that may concern the target: its prefixes (known, newly originated, or explicit)."""
+        """Rows that may concern the target: its prefixes (known, newly originated) or watched space."""
         prefix_col: pa.DictionaryArray = batch.column("prefix")
         values = prefix_col.dictionary
         keep = pc.is_in(values, value_set=self._known_array())
@@ -165,16 +176,9 @@ class TargetSet:
             if pc.any(originated).as_py():
                 new = pc.unique(pc.filter(prefix_col, originated).dictionary_decode())
                 keep = pc.or_(keep, pc.is_in(values, value_set=new))
-        if self._explicit_starts:
-            coarse = pc.starts_with(values, self._explicit_starts[0])
-            for s in self._explicit_starts[1:]:
-                coarse = pc.or_(coarse, pc.starts_with(values, s))
-            if pc.any(coarse).as_py():
-                exact = [
-                    bool(c) and self.within_explicit(v)
-                    for c, v in zip(coarse.to_pylist(), values.to_pylist(), strict=True)
-                ]
-                keep = pc.or_(keep, pa.array(exact, pa.bool_()))
+        if self.watch_networks:
+            inside = [self._covered(self._watch, v) for v in values.to_pylist()]
+            keep = pc.or_(keep, pa.array(inside, pa.bool_()))
         return pc.fill_null(pc.take(keep, prefix_col.indices), False)
 
     def _known_array(self) -> pa.Array:
@@ -183,14 +187,5 @@ class TargetSet:
         return self._known
 
 
-def _text_start(net: Network) -> str:
-    """A string every more-specific of ``net`` starts with, in the decoder's notation."""
-    if net.version == 4:
-        octets = str(net.network_address).split(".")
-        return ".".join(octets[: net.prefixlen // 8]) + ("." if net.prefixlen >= 8 else "")
-    head: list[str] = []
-    for group in net.network_address.exploded.split(":")[: net.prefixlen // 16]:
-        if int(group, 16) == 0:  # zero groups may be compressed to "::": stop before them
-            break
-        head.append(group.lstrip("0"))
-    return ":".join(head) + ":" if head else ""
+def _net_key(net: Network) -> tuple[int, int, int]:
+    return (net.version, int(net.network_address), net.prefixlen)

@@ -15,7 +15,6 @@ not in the stream and stay ``None``). :func:`elements_to_ris_messages` goes the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import logging
@@ -33,6 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
 
 from transitwatch.model import BGP_STATES, Element, ElementType
+from transitwatch.mrt.reader import batch_elements
 
 logger = logging.getLogger("transitwatch.rislive")
 
@@ -43,7 +43,11 @@ DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
 _ORIGINS = {"IGP", "EGP", "INCOMPLETE"}
 # bgpdump (and so the MRT reader) names three well-known communities (RFC 1997)
-_WELL_KNOWN_COMMUNITIES = {(65535, 65281): "no-export", (65535, 65282): "no-advertise", (65535, 65283): "local-AS"}
+_WELL_KNOWN_COMMUNITIES = {
+    (65535, 65281): "no-export",
+    (65535, 65282): "no-advertise",
+    (65535, 65283): "local-AS",
+}
 _WELL_KNOWN_NAMES = {name: pair for pair, name in _WELL_KNOWN_COMMUNITIES.items()}
 # RIS_PEER_STATE "state" values, mapped as libbgpstream maps them (from the collector's ExaBGP states)
 _PEER_STATES = {"down": 1, "connected": 2, "up": 6} | {name.lower(): num for num, name in BGP_STATES.items()}
@@ -88,7 +92,7 @@ def _int(value: Any, what: str) -> int:
         raise RisLiveMessageError(f"bad {what} {value!r}")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.isdigit():
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
         number = int(value)
     else:
         raise RisLiveMessageError(f"bad {what} {value!r}")
@@ -222,7 +226,7 @@ def _parse_data(data: Mapping[str, Any]) -> tuple[float, tuple[str | None, str],
     if not isinstance(kind, str):
         raise RisLiveMessageError(f"bad type {kind!r}")
     kind = kind.upper()
-    common = {
+    common: dict[str, Any] = {
         "timestamp": timestamp,
         "record_type": RECORD_TYPE,
         "collector": collector,
@@ -235,7 +239,11 @@ def _parse_data(data: Mapping[str, Any]) -> tuple[float, tuple[str | None, str],
         state = data.get("state")
         if not isinstance(state, str) or state.lower() not in _PEER_STATES:
             raise RisLiveMessageError(f"unknown peer state {state!r}")
-        return timestamp, key, [Element(type=ElementType.STATE, new_state=_PEER_STATES[state.lower()], **common)]
+        return (
+            timestamp,
+            key,
+            [Element(type=ElementType.STATE, new_state=_PEER_STATES[state.lower()], **common)],
+        )
     if kind != "UPDATE":
         raise RisLiveMessageError(f"unknown message type {kind!r}")
     return timestamp, key, _update_elements(data, common)
@@ -281,8 +289,10 @@ def _update_elements(data: Mapping[str, Any], common: dict[str, Any]) -> list[El
         attrs["aggregator_asn"], attrs["aggregator_address"] = _aggregator(data["aggregator"])
     for prefix, prefix_hops in hops.items():
         global_hops = [hop for hop in prefix_hops if not _is_link_local(hop)]
-        next_hop = (global_hops or prefix_hops or [None])[0]
-        elements.append(Element(type=ElementType.ANNOUNCEMENT, prefix=prefix, next_hop=next_hop, **common, **attrs))
+        next_hop = (global_hops or prefix_hops)[0] if prefix_hops else None
+        elements.append(
+            Element(type=ElementType.ANNOUNCEMENT, prefix=prefix, next_hop=next_hop, **common, **attrs)
+        )
     return elements
 
 
@@ -307,7 +317,9 @@ def subscriptions_for(
     base: dict[str, Any] = {"host": host} if host else {}
     subs: list[dict[str, Any]] = []
     for prefix in prefixes:
-        subs.append({**base, "type": "UPDATE", "prefix": str(ipaddress.ip_network(prefix)), "moreSpecific": True})
+        subs.append(
+            {**base, "type": "UPDATE", "prefix": str(ipaddress.ip_network(prefix)), "moreSpecific": True}
+        )
     for asn in origin_asns:
         subs.append({**base, "type": "UPDATE", "path": f"{int(asn)}$"})
     if not subs:
@@ -390,7 +402,8 @@ class RisLiveClient:
     ``subscriptions`` are ris_subscribe ``data`` filters (see :func:`subscriptions_for`; default: the
     whole stream). Time comes from ``clock`` (seconds since the epoch): staleness (nothing received for
     ``stale_after`` seconds), lag and report intervals use it, so tests can drive it. The client checks
-    for staleness every ``poll_interval`` real seconds while the socket is quiet. ``backoff(attempt)``
+    for staleness every ``poll_interval`` real seconds while the socket is quiet; a narrow subscription
+    can be quiet for longer than the default 180 s, so raise ``stale_after`` for one. ``backoff(attempt)``
     gives the delay before reconnection attempt ``attempt`` (0 after a connection that delivered
     messages), waited with ``sleep``. Every ``report_every`` seconds of ``clock`` the client yields a
     :class:`Lag` and a :class:`Counters` with the next message.
@@ -417,7 +430,9 @@ class RisLiveClient:
         ping_interval: float | None = 20.0,
     ) -> None:
         self.url = url
-        self.subscriptions = [dict(s) for s in (subscriptions if subscriptions is not None else subscriptions_for())]
+        self.subscriptions = [
+            dict(s) for s in (subscriptions if subscriptions is not None else subscriptions_for())
+        ]
         self.stale_after = stale_after
         self.clock = clock
         self.backoff = backoff or ExponentialBackoff()
@@ -475,6 +490,7 @@ class RisLiveClient:
                     logger.info("connected to %s, %d subscriptions", self.url, len(self.subscriptions))
                     async for event in self._receive(ws):
                         yield event
+                    raise _Reconnect("stream ended")  # not reached: _receive ends by raising
             except InvalidURI:
                 raise  # a configuration error: retrying cannot help
             except _Reconnect as exc:
@@ -545,7 +561,9 @@ class RisLiveClient:
             return self._skip("malformed", exc.reason, frame)
         last = self._peer_last.get(peer_key)
         if last is not None and timestamp < last - self.out_of_order_tolerance:
-            return self._skip("out_of_order", f"{timestamp} is {last - timestamp:.1f} s before the last", frame)
+            return self._skip(
+                "out_of_order", f"{timestamp} is {last - timestamp:.1f} s before the last", frame
+            )
         self._peer_last[peer_key] = timestamp if last is None else max(last, timestamp)
 
         events: list[RisLiveEvent] = []
@@ -596,8 +614,6 @@ def _community_list(text: str) -> list[list[int]]:
 
 
 def _iter_elements(source: Iterable[pa.RecordBatch | Element] | pa.RecordBatch) -> Iterable[Element]:
-    from transitwatch.mrt.reader import batch_elements  # the compiled reader is only needed here
-
     items: Iterable[pa.RecordBatch | Element] = [source] if isinstance(source, pa.RecordBatch) else source
     for item in items:
         if isinstance(item, pa.RecordBatch):
@@ -659,7 +675,7 @@ def elements_to_ris_messages(
 
 
 def _new_message(el: Element, host: str, number: int) -> dict[str, Any]:
-    data = {
+    data: dict[str, Any] = {
         "timestamp": el.timestamp,
         "peer": el.peer_address,
         "peer_asn": str(el.peer_asn),
@@ -685,7 +701,7 @@ def _set_attributes(data: dict[str, Any], el: Element) -> None:
         data["origin"] = el.origin.lower()
     if el.med is not None:
         data["med"] = el.med
-    if el.aggregator_asn is not None:
+    if el.aggregator_asn is not None and el.aggregator_address is not None:
         data["aggregator"] = f"{el.aggregator_asn}:{el.aggregator_address}"
 
 
@@ -704,7 +720,3 @@ __all__ = [
     "parse_ris_message",
     "subscriptions_for",
 ]
-
-
-# keep the import of contextlib used only if needed by linters
-_ = contextlib
