@@ -19,7 +19,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from conftest import REGISTRY
+from tests.conftest import REGISTRY
 from transitwatch.registry import (
     Registry,
     RegistryNotFoundError,
