@@ -130,9 +130,10 @@ def test_upstream_events_match_truth_links(analysed: tuple[str, dict[str, Any], 
         assert added == [a for a, _b in episodes if a is not None]
         assert lost == [b for _a, b in episodes if b is not None]
     for ev in out["events"]:
+        assert ev["target"] == "KP"
         if ev["type"] == "upstream_added":
             assert ev["confirmed"] is None or ev["confirmed"] >= ev["time"]
-        else:  # the loss is confirmed during the decline, at the latest when the count hits 0
+        elif ev["type"] == "upstream_lost":  # the loss is confirmed during the decline, at the latest when the count hits 0
             assert ev["decline_start"] <= ev["time"]
             assert ev["confirmed"] is None or ev["decline_start"] <= ev["confirmed"] <= ev["time"]
 

@@ -17,7 +17,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -84,12 +84,19 @@ def _tokens(spec: str) -> Iterable[str]:
 
 @dataclass
 class Target:
-    """A resolved target: AS numbers and explicit prefixes (discovered prefixes live in TargetSet)."""
+    """A resolved target: AS numbers, explicit prefixes, and the address space delegated to it.
+
+    Discovered prefixes live in :class:`TargetSet`. ``delegated`` comes from the registry (empty
+    without one): the country's blocks, or the blocks registered to the same holder as the AS
+    numbers (same RIR opaque id).
+    """
 
     spec: str
     countries: tuple[str, ...]
     asns: frozenset[int]
     explicit_prefixes: tuple[Network, ...]
+    delegated: tuple[Network, ...] = ()
+    has_registry: bool = False
 
     @property
     def country(self) -> str | None:
@@ -107,7 +114,25 @@ class Target:
             if not found:
                 raise ValueError(f"the registry lists no AS numbers delegated to {cc}")
             asns |= found
-        return cls(spec.spec, spec.countries, frozenset(asns), spec.prefixes)
+        delegated = tuple(delegated_space(registry, spec.countries, asns)) if registry is not None else ()
+        return cls(spec.spec, spec.countries, frozenset(asns), spec.prefixes, delegated, registry is not None)
+
+
+def delegated_space(registry: Any, countries: Iterable[str], asns: Iterable[int]) -> list[Network]:
+    """Address blocks delegated to the countries, or to the holders of the AS numbers."""
+    nets: set[Network] = set()
+    for cc in countries:
+        nets.update(registry.country_prefixes(cc))
+    holders = set()
+    for asn in asns:
+        d = registry.asn_delegation(asn)
+        if d is not None and d.opaque_id:
+            holders.add((d.registry, d.opaque_id))
+    if holders:
+        for d in registry.delegations:
+            if d.type != "asn" and d.is_delegated and (d.registry, d.opaque_id) in holders:
+                nets.update(d.networks())
+    return sorted(nets, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
 
 
 class TargetSet:
@@ -122,12 +147,12 @@ class TargetSet:
     more-specifics and foreign origins, but they do not count in route shares.
     """
 
-    def __init__(self, target: Target, watch: Iterable[Network] = ()) -> None:
+    def __init__(self, target: Target) -> None:
         import radix
 
         self.target = target
         self.prefixes: dict[str, float] = {}  # target prefix -> time first seen
-        self.watch_networks = sorted(set(watch) | set(target.explicit_prefixes), key=_net_key)
+        self.watch_networks = sorted(set(target.delegated) | set(target.explicit_prefixes), key=_net_key)
         self._watch = radix.Radix()
         self._explicit = radix.Radix()
         for net in self.watch_networks:

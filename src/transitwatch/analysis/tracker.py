@@ -14,6 +14,7 @@ The metric definitions are those of ``shared/scenarios/README.md``:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +103,10 @@ class _Episode:
 class UpstreamTracker:
     """Consumes route changes in time order; keeps every metric the reports need."""
 
-    def __init__(self, full_feed_peers: int, start: float, end: float, bin_s: int, min_peers: int = 3) -> None:
+    def __init__(
+        self, full_feed_peers: int, start: float, end: float | None, bin_s: int, min_peers: int = 3
+    ) -> None:
+        """``end`` None: a live window that never closes (series points as time goes by)."""
         self.n_full = full_feed_peers
         self.start, self.end, self.bin_s, self.min_peers = start, end, bin_s, min_peers
         self.count: dict[tuple[int, str], int] = defaultdict(int)  # (upstream, prefix) -> routes
@@ -119,17 +123,9 @@ class UpstreamTracker:
         # every distinct time the counts changed: (time, routes, routes by upstream, visible prefixes)
         self.timeline: list[tuple[float, int, dict[int, int], int]] = []
         self._episodes: dict[int, _Episode] = {}
-        self._bins = self._bin_times()
-        self._next_bin = 0
+        self.on_bin: list[Callable[[SeriesPoint], None]] = []  # listeners for each series point
+        self._next_bin = float(start)
         self._visible = 0
-
-    def _bin_times(self) -> list[float]:
-        out = []
-        t = self.start
-        while t <= self.end:
-            out.append(t)
-            t += self.bin_s
-        return out
 
     # ---- set-up from the state at the window start -------------------------------------------
     def init_from_state(self, state: RouteState) -> None:
@@ -169,18 +165,21 @@ class UpstreamTracker:
     # ---- time ------------------------------------------------------------------------------
     def advance(self, t: float) -> None:
         """Emit every series point at or before t (state: updates with timestamp < point)."""
-        while self._next_bin < len(self._bins) and self._bins[self._next_bin] <= t:
-            self._snapshot(self._bins[self._next_bin])
-            self._next_bin += 1
+        limit = t if self.end is None else min(t, self.end)
+        while self._next_bin <= limit:
+            self._snapshot(self._next_bin)
+            self._next_bin += self.bin_s
 
     def finish(self) -> None:
-        self.advance(self.end)
+        if self.end is not None:
+            self.advance(self.end)
 
     def _snapshot(self, t: float) -> None:
         by_up = {u: n for u, n in sorted(self.total.items()) if n}
-        self.series.append(
-            SeriesPoint(t, self.routes, by_up, self._visible, {p: self.seen[p] for p in sorted(self.seen)})
-        )
+        pt = SeriesPoint(t, self.routes, by_up, self._visible, {p: self.seen[p] for p in sorted(self.seen)})
+        self.series.append(pt)
+        for listener in self.on_bin:
+            listener(pt)
 
     @property
     def routes(self) -> int:
@@ -192,6 +191,8 @@ class UpstreamTracker:
     # ---- changes -----------------------------------------------------------------------------
     def on_change(self, ch: RouteChange) -> None:
         self.advance(ch.time)
+        if not ch.target:
+            return
         t, p = ch.time, ch.prefix
         self.seen[p] += (ch.new is not None) - (ch.old is not None)
         vis = self._count_visible()

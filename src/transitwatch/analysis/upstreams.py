@@ -14,11 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from transitwatch.analysis.dependency import DependencyReport, dependency_report
+from transitwatch.analysis.engine import Engine
 from transitwatch.analysis.feed import CollectorInput, CollectorRows, merge_updates, read_collectors
 from transitwatch.analysis.tracker import UpstreamTracker
+from transitwatch.detect.anomalies import AnomalyRule
+from transitwatch.detect.outages import OutageRule
 from transitwatch.model import SourceIssue
 from transitwatch.routing.state import FullFeedRule, PeerKey, PeerTables, RouteState
-from transitwatch.targets import Target, TargetSet
+from transitwatch.targets import Target
 from transitwatch.timeutil import iso
 
 
@@ -36,6 +40,10 @@ class UpstreamOptions:
     full_feed: FullFeedRule = field(default_factory=FullFeedRule)
     workers: int = 1
     scheduler: str | None = None
+    outage: OutageRule = field(default_factory=OutageRule)
+    anomaly: AnomalyRule | None = None  # None: AnomalyRule(min_peers)
+    alpha: float = 0.1  # hegemony trimming
+    spof_share: float = 0.9
 
 
 @dataclass
@@ -56,13 +64,29 @@ class UpstreamResult:
     prefixes: list[str]
     collectors: list[CollectorSummary]
     full_feed: set[PeerKey]
-    tracker: UpstreamTracker
-    state: RouteState
+    engine: Engine
     names: NameSource | None
     issues: list[SourceIssue]
     gaps: list[dict[str, Any]] = field(default_factory=list)
 
     # ---- derived views -----------------------------------------------------------------------
+    @property
+    def tracker(self) -> UpstreamTracker:
+        return self.engine.tracker
+
+    @property
+    def state(self) -> RouteState:
+        return self.engine.state
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.engine.events(self.names)
+
+    def dependency(self) -> DependencyReport:
+        return dependency_report(self.state, self.names, self.options.alpha, self.options.spof_share)
+
+    def outages(self) -> list[dict[str, Any]]:
+        return [o.start_event() | {"start": iso(o.start)} for o in self.engine.outages.outages]
+
     def name(self, asn: int) -> str | None:
         return self.names.as_name(asn) if self.names is not None else None
 
@@ -163,20 +187,18 @@ class UpstreamResult:
                 for pt in tr.series
             ],
             "visibility": [{"time": iso(t), "visible_prefixes": n} for t, n in tr.visibility],
-            "events": [self._event_json(ev.to_json()) for ev in tr.events],
+            "events": self.events(),
+            "outages": [
+                {k: v for k, v in o.items() if k not in ("time", "type")} for o in self.outages()
+            ],
+            "outage_rule": self.options.outage.describe(),
+            "dependency": self.dependency().to_json(),
             "gaps": self.gaps,
             "issues": {
                 "damaged_records": sum(c.stats.get("damaged_records", 0) for c in self.collectors),
                 "reports": [str(i) for i in self.issues if i.severity in ("damaged", "error")][:100],
             },
         }
-
-    def _event_json(self, d: dict[str, Any]) -> dict[str, Any]:
-        u = d.get("upstream")
-        if isinstance(u, int):
-            d["name"] = self.name(u)
-            d["country"] = self.country(u)
-        return d
 
 
 def _space(prefixes: set[str], version: int) -> float:
@@ -207,25 +229,22 @@ def analyse_rows(
     for r in rows:
         tables.merge(r.tables)
     full = options.full_feed.select(tables)
-    targets = TargetSet(target)
-    state = RouteState(targets, full)
+    engine = Engine(
+        target,
+        full,
+        start=options.start,
+        end=options.end,
+        bin_s=options.bin_s,
+        min_peers=options.min_peers,
+        outage_rule=options.outage,
+        anomaly_rule=options.anomaly,
+    )
     for r in rows:
         for row in r.rib_rows:
-            state.apply(row)
-    tracker = UpstreamTracker(len(full), options.start, options.end, options.bin_s, options.min_peers)
-    started = False
+            engine.bootstrap(row)
     for row in merge_updates(rows):
-        if not started and row.time >= options.start:
-            tracker.known_prefixes(list(targets.prefixes))
-            tracker.init_from_state(state)
-            started = True
-        for ch in state.apply(row):
-            if started:
-                tracker.on_change(ch)
-    if not started:
-        tracker.known_prefixes(list(targets.prefixes))
-        tracker.init_from_state(state)
-    tracker.finish()
+        engine.feed(row)
+    engine.finish()
     summaries = []
     for r in rows:
         peers = {p for p in tables.peers() if p.collector == r.name}
@@ -236,7 +255,7 @@ def analyse_rows(
     for r in rows:
         all_issues.extend(r.issues)
     return UpstreamResult(
-        target, options, sort_prefixes(list(targets.prefixes)), summaries, full, tracker, state, names, all_issues
+        target, options, sort_prefixes(list(engine.targets.prefixes)), summaries, full, engine, names, all_issues
     )
 
 

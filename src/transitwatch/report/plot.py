@@ -39,6 +39,8 @@ def plot_upstreams(
     import matplotlib.pyplot as plt
 
     tr = result.tracker
+    if outages is None:
+        outages = result.engine.outages.spans()
     points = list(tr.timeline)
     end = float(result.options.end)
     if not points or points[-1][0] < end:

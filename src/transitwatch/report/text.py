@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,6 +25,37 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[s
 
 
 def describe_event(ev: dict[str, Any], n_full: int, min_peers: int = 3) -> str:
+    """One sentence per event, every number with its denominator."""
+    kind = ev["type"]
+    if kind in ("upstream_added", "upstream_lost"):
+        return _describe_upstream(ev, n_full, min_peers)
+    if kind == "outage_start":
+        end = f"until {ev['end']}" if ev.get("end") else "still going at the window end"
+        share = ev.get("visible_share")
+        return (
+            f"{ev['severity']} outage {end}: at worst {ev['lowest']:g} of the usual {ev['baseline']:g} {ev['unit']} "
+            f"visible ({'' if share is None else f'{100 * share:.0f}%'}); {len(ev['prefixes'])} prefixes and "
+            f"{ev['peers']} of {n_full} full-feed peers involved"
+        )
+    if kind == "outage_end":
+        return str(ev["notice"])
+    who = _as_label(ev["suspect_origin"], ev.get("suspect_name"), ev.get("suspect_country")) if "suspect_origin" in ev else ""
+    seen = f"seen by {ev['peers']} of {n_full} full-feed peers at {len(ev['collectors'])} collectors"
+    end = f"; over at {ev['end']}" if ev.get("end") else "; still there at the window end"
+    if kind == "origin_change":
+        exp = ", ".join(f"AS{a}" for a in ev.get("expected", []))
+        return f"{ev['prefix']} originated by {who} instead of {exp} (possible hijack): {seen}{end}"
+    if kind == "moas":
+        origins = ", ".join(f"AS{a}" for a in ev.get("origins", []))
+        return f"{ev['prefix']} originated by several ASes at once ({origins}): {seen}{end}"
+    if kind == "more_specific":
+        return f"new more-specific {ev['prefix']} of {ev.get('covering')} from {who}: {seen}{end}"
+    if kind == "unexpected_space":
+        return f"{who} originates {ev['prefix']}, outside the space delegated to the target: {seen}{end}"
+    return json.dumps(ev, sort_keys=True)
+
+
+def _describe_upstream(ev: dict[str, Any], n_full: int, min_peers: int) -> str:
     who = _as_label(ev["upstream"], ev.get("name"), ev.get("country"))
     colls = ev.get("collectors") or []
     np = len(ev.get("prefixes") or [])
@@ -48,8 +80,11 @@ def describe_event(ev: dict[str, Any], n_full: int, min_peers: int = 3) -> str:
     return text
 
 
-def format_duration(seconds: float) -> str:
+def format_duration(seconds: float, minutes: bool = False) -> str:
+    """``9 h 31 min``; seconds are shown below a day, unless ``minutes`` rounds them away above 1 h."""
     s = int(round(seconds))
+    if minutes and s >= 3600:
+        s = int(round(s / 60)) * 60
     d, s = divmod(s, 86400)
     h, s = divmod(s, 3600)
     m, s = divmod(s, 60)
@@ -110,6 +145,28 @@ def render_upstreams_text(result: UpstreamResult, data: dict[str, Any] | None = 
             out.append(f"  {ev['time']}  {ev['type']:<16} {describe_event(ev, n_full, result.options.min_peers)}")
     else:
         out.append("No upstream changed in the window.")
+    if d.get("outages") is not None:
+        out.append("")
+        if d["outages"]:
+            out.append(f"Outages ({len(d['outages'])}; {d.get('outage_rule', '')})")
+            for o in d["outages"]:
+                dur = format_duration(o["duration_s"], minutes=True) if o.get("duration_s") is not None else "open"
+                out.append(f"  {o['start']} to {o.get('end') or '...'}  {o['severity']:<8} {dur}")
+        else:
+            out.append(f"No outage ({d.get('outage_rule', '')}).")
+    dep = d.get("dependency")
+    if dep and dep.get("ases"):
+        out.append("")
+        out.append(
+            f"Dependency at the window end (AS hegemony over {dep['viewpoints']} viewpoints, alpha {dep['alpha']}; "
+            f"share of the {dep['routes']} routes crossing the AS)"
+        )
+        drows = [
+            [f"AS{r['asn']}", r["name"] or "", r["country"] or "", f"{r['hegemony']:.3f}", f"{100 * r['route_share']:.1f}%",
+             "single point of failure" if r["spof"] else ""]
+            for r in dep["ases"][:10]
+        ]
+        out += ["  " + line for line in _table(["AS", "Name", "CC", "Hegemony", "Routes", ""], drows, {3, 4})]
     if d.get("gaps"):
         out.append("")
         out.append(f"Data gaps ({len(d['gaps'])}): results do not cover these intervals")

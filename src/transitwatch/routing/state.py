@@ -78,14 +78,19 @@ class Route(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class RouteChange:
-    """One peer's route to one prefix changed. ``old``/``new`` None mean no route."""
+    """One peer's route to one prefix changed. ``old``/``new`` None mean no route.
+
+    ``target`` is False for prefixes that are only watched (inside the target's delegated space but
+    never originated by it): anomaly detectors see them, route shares do not count them.
+    """
 
     time: float
     peer: PeerKey
     prefix: str
     old: Route | None
     new: Route | None
-    cause: str  # rib, announce, withdraw, session_down
+    cause: str  # rib, announce, withdraw, session_down, promoted
+    target: bool = True
 
 
 ESTABLISHED = 6
@@ -121,34 +126,53 @@ class RouteState:
             if row.new_state is None or row.new_state == ESTABLISHED:
                 return []
             held = self.routes.pop(peer, {})
-            return [RouteChange(row.time, peer, p, r, None, "session_down") for p, r in sorted(held.items())]
+            return [
+                RouteChange(row.time, peer, p, r, None, "session_down", p in self.targets.prefixes)
+                for p, r in sorted(held.items())
+            ]
         prefix = row.prefix
         if prefix is None:
             return []
         targets = self.targets
-        if prefix not in targets.prefixes:
-            if row.type == "W":
-                return []
-            if not (targets.is_target_origin(row.origin_asn) or targets.within_explicit(prefix)):
-                return []
-            targets.add(prefix, row.time)
         table = self.routes[peer]
         old = table.get(prefix)
+        changes: list[RouteChange] = []
+        is_target = prefix in targets.prefixes
+        if not is_target and row.type != "W":
+            if targets.is_target_origin(row.origin_asn) or targets.within_explicit(prefix):
+                targets.add(prefix, row.time)
+                is_target = True
+                changes = self._promote(row.time, prefix)
+            elif old is None and not targets.within_watch(prefix):
+                return []
         if row.type == "W":
             if old is None:
                 return []
             del table[prefix]
-            return [RouteChange(row.time, peer, prefix, old, None, "withdraw")]
+            return [RouteChange(row.time, peer, prefix, old, None, "withdraw", is_target)]
         new = self.make_route(row.as_path, row.origin_asn)
         if old is not None and old.path == new.path:
-            return []  # an announcement repeating the current path changes nothing
+            return changes  # an announcement repeating the current path changes nothing
         table[prefix] = new
-        return [RouteChange(row.time, peer, prefix, old, new, "rib" if row.type == "R" else "announce")]
+        cause = "rib" if row.type == "R" else "announce"
+        changes.append(RouteChange(row.time, peer, prefix, old, new, cause, is_target))
+        return changes
 
-    def iter_routes(self) -> Iterator[tuple[PeerKey, str, Route]]:
+    def _promote(self, t: float, prefix: str) -> list[RouteChange]:
+        """A watched prefix became a target prefix: its existing routes now count (as if announced)."""
+        return [
+            RouteChange(t, peer, prefix, None, table[prefix], "promoted", True)
+            for peer, table in sorted(self.routes.items())
+            if prefix in table
+        ]
+
+    def iter_routes(self, targets_only: bool = True) -> Iterator[tuple[PeerKey, str, Route]]:
+        """Current routes in (peer, prefix) order; by default only those to target prefixes."""
+        tp = self.targets.prefixes
         for peer in sorted(self.routes):
             for prefix, route in sorted(self.routes[peer].items()):
-                yield peer, prefix, route
+                if not targets_only or prefix in tp:
+                    yield peer, prefix, route
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Detectors: outages, origin anomalies and upstream changes found in route changes."""
