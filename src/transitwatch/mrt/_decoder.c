@@ -544,14 +544,15 @@ static long parse_segments(Decoder *D, const uint8_t *p, size_t len, int asn_len
             if (add_asn(D, a)) return -2;
         }
         if (add_seg(D, type, start, n)) return -2;
-        count += (type == 2 || type == 4) ? n : 1;
+        count += (type == 2 || type == 3) ? n : 1; /* sequences count their ASes, sets count 1 */
         p += 2 + (size_t)n * asn_len;
     }
     return count;
 }
 
-static char seg_open(uint8_t t) { return t == 1 ? '{' : t == 3 ? '[' : t == 4 ? '(' : ' '; }
-static char seg_close(uint8_t t) { return t == 1 ? '}' : t == 3 ? ']' : t == 4 ? ')' : ' '; }
+/* 1 AS_SET {a,b}; 2 AS_SEQUENCE; 3 AS_CONFED_SEQUENCE (a b); 4 AS_CONFED_SET [a,b] (RFC 5065) */
+static char seg_open(uint8_t t) { return t == 1 ? '{' : t == 3 ? '(' : t == 4 ? '[' : ' '; }
+static char seg_close(uint8_t t) { return t == 1 ? '}' : t == 3 ? ')' : t == 4 ? ']' : ' '; }
 
 /* Write segments [first, last) as bgpdump writes a path, and note where bgpdump's 8000-byte
  * buffer would have cut it. */
@@ -568,7 +569,7 @@ static int render_path(Decoder *D, attrs_t *A, size_t first, size_t last) {
         space = 0;
         for (uint32_t i = 0; i < g->count; i++) {
             if (space) {
-                if (buf_putc(t, (g->type == 1 || g->type == 3) ? ',' : ' ')) return -1;
+                if (buf_putc(t, (g->type == 1 || g->type == 4) ? ',' : ' ')) return -1;
             } else
                 space = 1;
             if (buf_put_u32dec(t, D->asns[g->start + i])) return -1;
@@ -826,6 +827,18 @@ static int parse_attrs(Decoder *D, attrs_t *A, const uint8_t *p, size_t len, int
         }
     }
     /* AS path, with the RFC 6793 merge of AS4_PATH on 2-byte sessions (bgpdump's algorithm) */
+    int merge = 0;
+    if (asn_len == 2) {
+        merge = 1;
+        if ((A->flags & AF_FLAG(A_AGGREGATOR)) && (A->flags & AF_FLAG(A_AS4_AGGREGATOR))) {
+            if (A->agg_as != AS_TRANS)
+                merge = 0; /* RFC 6793 4.2.3: AGGREGATOR not AS_TRANS, so AS4_* are ignored */
+            else {
+                A->agg_as = as4_agg_as;
+                A->agg_addr = as4_agg_addr;
+            }
+        }
+    }
     if (as_path) {
         size_t f1;
         long c1 = parse_segments(D, as_path, as_path_len, asn_len, &f1);
@@ -836,18 +849,6 @@ static int parse_attrs(Decoder *D, attrs_t *A, const uint8_t *p, size_t len, int
             D->nsegs = f1;
         } else {
             size_t first = f1, last = l1;
-            int merge = 0;
-            if (asn_len == 2) {
-                merge = 1;
-                if ((A->flags & AF_FLAG(A_AGGREGATOR)) && (A->flags & AF_FLAG(A_AS4_AGGREGATOR))) {
-                    if (A->agg_as != AS_TRANS)
-                        merge = 0; /* RFC 6793 4.2.3: AS4_* ignored */
-                    else {
-                        A->agg_as = as4_agg_as;
-                        A->agg_addr = as4_agg_addr;
-                    }
-                }
-            }
             if (merge && as4_path) {
                 size_t f2;
                 long c2 = parse_segments(D, as4_path, as4_path_len, 4, &f2);
@@ -859,7 +860,7 @@ static int parse_attrs(Decoder *D, attrs_t *A, const uint8_t *p, size_t len, int
                     size_t mf = D->nsegs;
                     for (size_t s = f1; s < l1 && got < target; s++) {
                         seg_t g = D->segs[s];
-                        if (g.type == 1 || g.type == 3)
+                        if (g.type == 1 || g.type == 4)
                             got += 1;
                         else {
                             got += g.count;

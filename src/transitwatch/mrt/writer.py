@@ -5,7 +5,8 @@
     rrc = Peer("192.0.2.1", 64500, bgp_id="192.0.2.1")
     with open_for_write("rib.20240101.0000.gz") as w:         # plain, .gz or .bz2 by suffix
         w.peer_index_table(1704067200, [rrc], collector_id="198.51.100.1")
-        w.rib(1704067200, "203.0.113.0/24", [RibEntry(rrc, Attributes("64500 3356 {64512,64513}", next_hop="192.0.2.1"))])
+        attrs = Attributes("64500 3356 {64512,64513}", next_hop="192.0.2.1", med=10)
+        w.rib(1704067200, "203.0.113.0/24", [RibEntry(rrc, attrs, originated=1704060000)])
         w.update(1704067260, Session("192.0.2.1", 64500), announce=["198.51.100.0/24"],
                  attributes=Attributes([64500, 4200000000], next_hop="192.0.2.1", communities=["64500:1"]))
         w.state_change(1704067300, Session("192.0.2.1", 64500), "Established", "Idle", et_usec=250000)
@@ -30,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import Protocol, Self
 
 from transitwatch.model import BGP_STATES
 
@@ -123,13 +124,15 @@ ExtCommunityInput = str | bytes | int
 PrefixInput = str | tuple[str, int]  # a prefix, or a prefix and its ADD-PATH path id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attributes:
-    """BGP path attributes. ``None`` (or empty) means the attribute is not written.
+    """BGP path attributes. ``None`` (or empty) means the attribute is not written; ``origin``
+    is IGP unless given (``None`` leaves it out).
 
     ``next_hop``: an IPv4 next hop becomes the NEXT_HOP attribute, an IPv6 one (with
-    ``link_local``, 32 bytes) goes into MP_REACH_NLRI. ``mp_next_hop`` is MP_REACH_NLRI's next hop
-    when a message also carries an IPv4 NEXT_HOP (IPv4 and IPv6 prefixes in one UPDATE).
+    ``link_local``, 32 bytes) goes into MP_REACH_NLRI (in RIB entries, the abbreviated form of
+    RFC 6396 4.3.4). ``mp_next_hop`` is MP_REACH_NLRI's next hop when a message also carries an
+    IPv4 NEXT_HOP (IPv4 and IPv6 prefixes in one UPDATE).
     Communities: ``(65000, 1)`` or ``"65000:1"`` / ``"no-export"``; large ones ``(a, b, c)`` or
     ``"a:b:c"``; extended ones as 8 bytes, a 64-bit int, ``"0x0002..."``, ``"rt:65000:1"``,
     ``"rt:192.0.2.1:1"`` or ``"soo:..."``. ``aggregator`` is ``(asn, "192.0.2.1")``.
@@ -435,78 +438,80 @@ def encode_attributes(
     AS_PATH and AGGREGATOR, and AS4_PATH / AS4_AGGREGATOR carry the real ones. ``mp_reach`` and
     ``mp_unreach`` are the MP attribute values; ``next_hop_attribute=False`` leaves NEXT_HOP out.
     """
-    out: list[tuple[int, bytes]] = []
+    found: list[tuple[int, int, bytes]] = []  # (type code, flags, value), in type-code order
     origin = _origin_code(attrs.origin)
     if origin is not None:
-        out.append((ORIGIN_ATTR, encode_attribute(TRANSITIVE, ORIGIN_ATTR, bytes([origin]))))
+        found.append((ORIGIN_ATTR, TRANSITIVE, bytes([origin])))
     as4_path: tuple[AsPathSegment, ...] = ()
     if attrs.as_path is not None:
         segments = as_path_segments(attrs.as_path)
-        out.append(
-            (
-                AS_PATH_ATTR,
-                encode_attribute(TRANSITIVE, AS_PATH_ATTR, encode_as_path(segments, 4 if as4 else 2)),
-            )
-        )
+        found.append((AS_PATH_ATTR, TRANSITIVE, encode_as_path(segments, 4 if as4 else 2)))
         if not as4 and any(a > 0xFFFF for s in segments for a in s.asns):
             # RFC 6793 4.2.2: confederation segments stay out of AS4_PATH
             as4_path = tuple(s for s in segments if s.type in (AS_SET, AS_SEQUENCE))
     if next_hop_attribute and attrs.next_hop is not None and _address(attrs.next_hop).version == 4:
-        out.append(
-            (NEXT_HOP_ATTR, encode_attribute(TRANSITIVE, NEXT_HOP_ATTR, _address(attrs.next_hop).packed))
-        )
+        found.append((NEXT_HOP_ATTR, TRANSITIVE, _address(attrs.next_hop).packed))
     if attrs.med is not None:
-        out.append(
-            (MED_ATTR, encode_attribute(OPTIONAL, MED_ATTR, struct.pack("!I", _u32(attrs.med, "MED"))))
-        )
+        found.append((MED_ATTR, OPTIONAL, struct.pack("!I", _u32(attrs.med, "MED"))))
     if attrs.local_pref is not None:
-        value = struct.pack("!I", _u32(attrs.local_pref, "LOCAL_PREF"))
-        out.append((LOCAL_PREF_ATTR, encode_attribute(TRANSITIVE, LOCAL_PREF_ATTR, value)))
+        found.append((LOCAL_PREF_ATTR, TRANSITIVE, struct.pack("!I", _u32(attrs.local_pref, "LOCAL_PREF"))))
     if attrs.atomic_aggregate:
-        out.append((ATOMIC_AGGREGATE_ATTR, encode_attribute(TRANSITIVE, ATOMIC_AGGREGATE_ATTR, b"")))
-    as4_aggregator = b""
+        found.append((ATOMIC_AGGREGATE_ATTR, TRANSITIVE, b""))
+    as4_aggregator = None
     if attrs.aggregator is not None:
         agg_asn, agg_text = attrs.aggregator
         agg_addr = ipaddress.IPv4Address(agg_text).packed
-        if as4:
-            value = struct.pack("!I", _u32(agg_asn, "AGGREGATOR AS")) + agg_addr
-        else:
-            value = (
-                struct.pack("!H", agg_asn if _u32(agg_asn, "AGGREGATOR AS") <= 0xFFFF else AS_TRANS)
-                + agg_addr
+        if as4 or _u32(agg_asn, "AGGREGATOR AS") <= 0xFFFF:
+            found.append(
+                (
+                    AGGREGATOR_ATTR,
+                    OPTIONAL | TRANSITIVE,
+                    struct.pack("!I" if as4 else "!H", agg_asn) + agg_addr,
+                )
             )
-            if agg_asn > 0xFFFF:
-                as4_aggregator = struct.pack("!I", agg_asn) + agg_addr
-        out.append((AGGREGATOR_ATTR, encode_attribute(OPTIONAL | TRANSITIVE, AGGREGATOR_ATTR, value)))
+        else:
+            found.append((AGGREGATOR_ATTR, OPTIONAL | TRANSITIVE, struct.pack("!H", AS_TRANS) + agg_addr))
+            as4_aggregator = struct.pack("!I", agg_asn) + agg_addr
     if attrs.communities:
         value = b"".join(struct.pack("!I", _community_value(c)) for c in attrs.communities)
-        out.append((COMMUNITIES_ATTR, encode_attribute(OPTIONAL | TRANSITIVE, COMMUNITIES_ATTR, value)))
+        found.append((COMMUNITIES_ATTR, OPTIONAL | TRANSITIVE, value))
     if mp_reach is not None:
-        out.append((MP_REACH_ATTR, encode_attribute(OPTIONAL, MP_REACH_ATTR, mp_reach)))
+        found.append((MP_REACH_ATTR, OPTIONAL, mp_reach))
     if mp_unreach is not None:
-        out.append((MP_UNREACH_ATTR, encode_attribute(OPTIONAL, MP_UNREACH_ATTR, mp_unreach)))
+        found.append((MP_UNREACH_ATTR, OPTIONAL, mp_unreach))
     if attrs.ext_communities:
         value = b"".join(_ext_community_value(c) for c in attrs.ext_communities)
-        out.append(
-            (EXT_COMMUNITIES_ATTR, encode_attribute(OPTIONAL | TRANSITIVE, EXT_COMMUNITIES_ATTR, value))
-        )
+        found.append((EXT_COMMUNITIES_ATTR, OPTIONAL | TRANSITIVE, value))
     if as4_path:
-        value = encode_as_path(as4_path, 4)
-        out.append((AS4_PATH_ATTR, encode_attribute(OPTIONAL | TRANSITIVE, AS4_PATH_ATTR, value)))
-    if as4_aggregator:
-        out.append(
-            (
-                AS4_AGGREGATOR_ATTR,
-                encode_attribute(OPTIONAL | TRANSITIVE, AS4_AGGREGATOR_ATTR, as4_aggregator),
-            )
-        )
+        found.append((AS4_PATH_ATTR, OPTIONAL | TRANSITIVE, encode_as_path(as4_path, 4)))
+    if as4_aggregator is not None:
+        found.append((AS4_AGGREGATOR_ATTR, OPTIONAL | TRANSITIVE, as4_aggregator))
     if attrs.large_communities:
         value = b"".join(_large_community_value(c) for c in attrs.large_communities)
-        out.append(
-            (LARGE_COMMUNITIES_ATTR, encode_attribute(OPTIONAL | TRANSITIVE, LARGE_COMMUNITIES_ATTR, value))
-        )
-    block = b"".join(encoded for _, encoded in sorted(out, key=lambda item: item[0]))
-    return block + b"".join(encode_attribute(a.flags, a.type_code, a.value) for a in attrs.other)
+        found.append((LARGE_COMMUNITIES_ATTR, OPTIONAL | TRANSITIVE, value))
+    found += [(a.type_code, a.flags, a.value) for a in attrs.other]
+    return b"".join(encode_attribute(flags, code, value) for code, flags, value in found)
+
+
+def _rib_attribute_block(
+    attrs: Attributes, prefix_version: int, *, as4: bool = True, abbreviated: bool = True
+) -> bytes:
+    """Attributes of a RIB entry: an IPv6 next hop (or any with ``mp_next_hop``) goes into
+    MP_REACH_NLRI, abbreviated as TABLE_DUMP_V2 has it (RFC 6396 4.3.4) or in full for TABLE_DUMP."""
+    next_hop = attrs.next_hop
+    via_mp = attrs.mp_next_hop is not None or (
+        next_hop is not None and (prefix_version == 6 or _address(next_hop).version == 6)
+    )
+    if not via_mp:
+        return encode_attributes(attrs, as4=as4)
+    nh = _mp_next_hop(attrs)
+    if abbreviated:
+        mp_reach = bytes([len(nh)]) + nh
+    else:
+        mp_reach = struct.pack("!HBB", 1 if prefix_version == 4 else 2, 1, len(nh)) + nh + b"\x00"
+    return encode_attributes(
+        attrs, as4=as4, mp_reach=mp_reach, next_hop_attribute=attrs.mp_next_hop is not None
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -603,11 +608,27 @@ def default_capabilities(asn: int, afi: int, *, as4: bool = True) -> list[Capabi
 # the writer
 
 
+def _asn_field(asn: int, as4: bool) -> bytes:
+    # a 2-byte field cannot hold a 4-byte AS number: AS_TRANS, as 2-byte speakers see it
+    if as4:
+        return struct.pack("!I", _u32(asn, "AS number"))
+    return struct.pack("!H", asn if _u32(asn, "AS number") <= 0xFFFF else AS_TRANS)
+
+
 def mrt_header(ts: int, mrt_type: int, subtype: int, length: int) -> bytes:
     """The 12-byte MRT common header."""
     return struct.pack(
         "!IHHI", _u32(ts, "timestamp"), _u16(mrt_type, "MRT type"), _u16(subtype, "MRT subtype"), length
     )
+
+
+class BinarySink(Protocol):
+    """What the writer needs of a stream: an open binary file, BytesIO, GzipFile, BZ2File..."""
+
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+    def tell(self) -> int: ...
+    def close(self) -> None: ...
 
 
 class MrtWriter:
@@ -618,7 +639,7 @@ class MrtWriter:
     count from 0 after each one.
     """
 
-    def __init__(self, fh: BinaryIO, *, close_stream: bool = False) -> None:
+    def __init__(self, fh: BinarySink, *, close_stream: bool = False) -> None:
         self.fh = fh
         self.records = 0
         self._close_stream = close_stream
@@ -641,6 +662,11 @@ class MrtWriter:
             self.fh.close()
         else:
             self.fh.flush()
+
+    @property
+    def offset(self) -> int:
+        """Where the next record starts in the (uncompressed) stream: for notes on damaged fixtures."""
+        return self.fh.tell()
 
     def raw(self, ts: int, mrt_type: int, subtype: int, body: bytes, *, length: int | None = None) -> None:
         """Any record, body as given. ``length`` overrides the header's length field (damaged files)."""
@@ -672,7 +698,7 @@ class MrtWriter:
         body += struct.pack("!H", len(name)) + name + struct.pack("!H", _u16(len(peers), "peer count"))
         for peer in peers:
             addr = _address(peer.ip)
-            wide = as4 or _u32(peer.asn, "peer AS") > 0xFFFF
+            wide = _u32(peer.asn, "peer AS") > 0xFFFF or as4
             body.append((1 if addr.version == 6 else 0) | (2 if wide else 0))
             body += ipaddress.IPv4Address(peer.bgp_id).packed + addr.packed
             body += struct.pack("!I" if wide else "!H", peer.asn)
@@ -707,7 +733,7 @@ class MrtWriter:
         body = bytearray(struct.pack("!I", _u32(self._rib_seq if seq is None else seq, "sequence number")))
         body += encode_prefix(prefix) + struct.pack("!H", _u16(len(entries), "entry count"))
         for entry in entries:
-            attrs = self._rib_attributes(net.version, entry.attributes)
+            attrs = _rib_attribute_block(entry.attributes, net.version)
             originated = ts if entry.originated is None else entry.originated
             body += struct.pack("!HI", self._peer_number(entry.peer), _u32(originated, "originated time"))
             if addpath:
@@ -723,21 +749,6 @@ class MrtWriter:
             return self._peer_index[peer]
         except KeyError:
             raise ValueError(f"{peer} is not in the last peer index table") from None
-
-    @staticmethod
-    def _rib_attributes(version: int, attrs: Attributes) -> bytes:
-        next_hop = attrs.mp_next_hop or attrs.next_hop
-        if (
-            version == 4
-            and attrs.mp_next_hop is None
-            and (next_hop is None or _address(next_hop).version == 4)
-        ):
-            return encode_attributes(attrs)
-        mp_reach = None
-        if next_hop is not None:
-            nh = _mp_next_hop(attrs)
-            mp_reach = bytes([len(nh)]) + nh  # RFC 6396 4.3.4: next hop length and next hop only
-        return encode_attributes(attrs, mp_reach=mp_reach, next_hop_attribute=attrs.mp_next_hop is not None)
 
     # -- TABLE_DUMP (v1) -------------------------------------------------------------------
 
@@ -761,22 +772,13 @@ class MrtWriter:
         addr = _address(peer.ip)
         if addr.version != net.version:
             raise ValueError(f"TABLE_DUMP: peer {peer.ip} and prefix {prefix} differ in address family")
-        mp_reach = None
-        if attributes.next_hop is not None and (net.version == 6 or attributes.mp_next_hop is not None):
-            nh = _mp_next_hop(attributes)
-            afi = 2 if net.version == 6 else 1
-            mp_reach = struct.pack("!HBB", afi, 1, len(nh)) + nh + b"\x00"
-        attrs = encode_attributes(
-            attributes, as4=as4, mp_reach=mp_reach, next_hop_attribute=mp_reach is None or net.version == 4
-        )
+        attrs = _rib_attribute_block(attributes, net.version, as4=as4, abbreviated=False)
         body = bytearray(
             struct.pack("!HH", _u16(view, "view"), (self.records if seq is None else seq) & 0xFFFF)
         )
         body += net.network_address.packed + struct.pack("!BB", net.prefixlen, _u8(status, "status"))
         body += struct.pack("!I", _u32(ts if originated is None else originated, "originated time"))
-        body += addr.packed + struct.pack(
-            "!I" if as4 else "!H", peer.asn if as4 else _u16(peer.asn, "peer AS")
-        )
+        body += addr.packed + _asn_field(peer.asn, as4)
         body += struct.pack("!H", _u16(len(attrs), "attribute length")) + attrs
         subtype = (1 if net.version == 4 else 2) + (2 if as4 else 0)
         self.raw(ts, TABLE_DUMP, subtype, bytes(body))
@@ -798,17 +800,10 @@ class MrtWriter:
             local = ipaddress.IPv4Address(0) if peer.version == 4 else ipaddress.IPv6Address(0)
         if local.version != peer.version:
             raise ValueError(f"session {session.peer_ip} / {session.local_ip}: address families differ")
-
-        def asn(value: int) -> bytes:
-            # a 2-byte record cannot hold a 4-byte AS number: AS_TRANS, as 2-byte speakers see it
-            if as4:
-                return struct.pack("!I", _u32(value, "AS number"))
-            return struct.pack("!H", value if _u32(value, "AS number") <= 0xFFFF else AS_TRANS)
-
         afi = 1 if peer.version == 4 else 2
         head = (
-            asn(session.peer_asn)
-            + asn(session.local_asn)
+            _asn_field(session.peer_asn, as4)
+            + _asn_field(session.local_asn, as4)
             + struct.pack("!HH", _u16(session.ifindex, "ifindex"), afi)
         )
         return head + peer.packed + local.packed
@@ -938,22 +933,20 @@ def open_for_write(path: str | os.PathLike[str], *, compresslevel: int = 6) -> M
     plain. Output is deterministic (no time or name in the gzip header), so a rebuilt fixture is
     byte-identical. Use it as a context manager, or call ``close()``."""
     name = os.fspath(path)
-    raw = open(name, "wb")  # noqa: SIM115 (closed by the writer)
-    fh: BinaryIO
+    if name.endswith(".bz2"):
+        return MrtWriter(
+            bz2.BZ2File(name, "wb", compresslevel=max(1, min(9, compresslevel))), close_stream=True
+        )
+    raw = open(name, "wb")  # noqa: SIM115 (the writer closes it)
     if name.endswith(".gz"):
-        fh = _GzipStream(raw, compresslevel)
-    elif name.endswith(".bz2"):
-        raw.close()
-        fh = bz2.BZ2File(name, "wb", compresslevel=max(1, min(9, compresslevel)))  # type: ignore[assignment]
-    else:
-        fh = raw
-    return MrtWriter(fh, close_stream=True)
+        return MrtWriter(_GzipStream(raw, compresslevel), close_stream=True)
+    return MrtWriter(raw, close_stream=True)
 
 
 class _GzipStream(gzip.GzipFile):
     """A gzip stream that also closes the file under it (GzipFile leaves a given fileobj open)."""
 
-    def __init__(self, raw: BinaryIO, compresslevel: int) -> None:
+    def __init__(self, raw: BinarySink, compresslevel: int) -> None:
         super().__init__(filename="", mode="wb", compresslevel=compresslevel, fileobj=raw, mtime=0)
         self._raw = raw
 
