@@ -14,6 +14,8 @@ from typing import Any
 
 from transitwatch.analysis.feed import CollectorInput
 from transitwatch.analysis.upstreams import UpstreamOptions, UpstreamResult, analyse_upstreams
+from transitwatch.detect.anomalies import AnomalyRule
+from transitwatch.detect.outages import OutageRule
 from transitwatch.model import SourceIssue
 from transitwatch.routing.state import FullFeedRule
 from transitwatch.targets import Target
@@ -61,7 +63,7 @@ def plan_inputs(
     *,
     cache: str | None = None,
     offline: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> tuple[list[CollectorInput], list[dict[str, Any]]]:
     """The files each collector needs for the window (RIB at or before start, then updates), and gaps.
 
@@ -71,16 +73,17 @@ def plan_inputs(
     from transitwatch.sources.archive import plan_files
 
     plan = plan_files(archive, collectors, start, end)
-    gaps = plan.to_dict()["gaps"]
+    gaps = [gap_json(g) for g in plan.gaps]
     locations: dict[str, str] = {}
     files = plan.all_files()
-    if archive.startswith(("http://", "https://")):
+    if any(f.location.startswith(("http://", "https://")) for f in files):
+        from transitwatch.registry import default_cache_dir
         from transitwatch.sources.download import Downloader
 
-        dl = Downloader(cache, offline=offline, progress=progress)
-        fetched = dl.fetch(files)
+        with Downloader(cache or default_cache_dir() / "archives", offline=offline, progress=progress) as dl:
+            fetched = dl.fetch(files)
         locations = {f.location: str(p) for f, p in fetched.paths.items()}
-        gaps.extend(g.to_dict() for g in fetched.gaps)
+        gaps.extend(gap_json(g) for g in fetched.gaps)
     else:
         locations = {f.location: f.location for f in files}
     inputs = []
@@ -92,6 +95,20 @@ def plan_inputs(
         rib = ribs[0] if ribs else None
         inputs.append(CollectorInput(name, locations[rib.location] if rib else None, updates, rib.time if rib else None))
     return inputs, gaps
+
+
+def gap_json(g: Any) -> dict[str, Any]:
+    """A data gap (files the analysis lacks) as JSON: which collector, which interval, why."""
+    from transitwatch.timeutil import iso
+
+    return {
+        "collector": g.collector,
+        "kind": g.kind,
+        "start": iso(g.start),
+        "end": iso(g.end),
+        "reason": g.reason,
+        "detail": g.detail,
+    }
 
 
 def upstreams(
@@ -110,16 +127,31 @@ def upstreams(
     cache: str | None = None,
     offline: bool = False,
     on_issue: Callable[[SourceIssue], None] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
+    outage: OutageRule | None = None,
+    anomaly: AnomalyRule | None = None,
+    spof_share: float = 0.9,
 ) -> UpstreamResult:
-    """Who carried the target's routes over [start, end), in what share, since when."""
+    """Who carried the target's routes over [start, end), in what share, since when.
+
+    The result also holds the outages, origin anomalies and dependency of the target (see
+    :class:`transitwatch.analysis.upstreams.UpstreamResult`).
+    """
     reg = registry_for(target, registry)
     tgt = resolve_target(target, reg)
     t0, t1 = _time(start), _time(end)
     inputs, gaps = plan_inputs(archive, collectors, t0, t1, cache=cache, offline=offline, progress=progress)
     options = UpstreamOptions(
-        t0, t1, bin_s=bin_s, min_peers=min_peers, full_feed=full_feed or FullFeedRule(), workers=workers,
+        t0,
+        t1,
+        bin_s=bin_s,
+        min_peers=min_peers,
+        full_feed=full_feed or FullFeedRule(),
+        workers=workers,
         scheduler=scheduler,
+        outage=outage or OutageRule(),
+        anomaly=anomaly,
+        spof_share=spof_share,
     )
     result = analyse_upstreams(tgt, inputs, options, names=reg, on_issue=on_issue)
     result.gaps = gaps

@@ -5,9 +5,13 @@ from __future__ import annotations
 import click
 
 from transitwatch import __version__
+from transitwatch.commands.anomalies import anomalies
 from transitwatch.commands.dump import dump
+from transitwatch.commands.outages import outages
 from transitwatch.commands.upstreams import upstreams
+from transitwatch.commands.whatif import whatif
 from transitwatch.registry.cli import registry
+from transitwatch.sources.cli import files
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,7 +26,11 @@ def main(ctx: click.Context, registry_dir: str | None) -> None:
 
 main.add_command(dump)
 main.add_command(upstreams)
+main.add_command(outages)
+main.add_command(anomalies)
+main.add_command(whatif)
 main.add_command(registry)
+main.add_command(files)
 
 
 if __name__ == "__main__":

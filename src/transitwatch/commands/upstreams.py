@@ -19,7 +19,7 @@ from transitwatch.commands.common import (
 FORMATS = ["table", "json", "csv", "html"]
 
 
-def run_analysis(ctx: click.Context, req: AnalysisRequest, bin_s: int = 300) -> Any:
+def run_analysis(ctx: click.Context, req: AnalysisRequest, bin_s: int = 300, **extra: Any) -> Any:
     from transitwatch import api
     from transitwatch.routing.state import FullFeedRule
 
@@ -40,7 +40,8 @@ def run_analysis(ctx: click.Context, req: AnalysisRequest, bin_s: int = 300) -> 
         cache=req.cache,
         offline=req.offline,
         on_issue=issue_printer(req.quiet),
-        progress=True,
+        progress=None,  # bars only on a terminal
+        **extra,
     )
 
 

@@ -148,7 +148,7 @@ def month_folder(ts: int) -> str:
 def month_starts(start: int, end: int) -> list[int]:
     """The first second of every month that overlaps [start, end]."""
     year, month = time.gmtime(start)[:2]
-    out = []
+    out: list[int] = []
     while True:
         first = calendar.timegm((year, month, 1, 0, 0, 0))
         if first > end:
