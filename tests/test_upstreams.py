@@ -23,7 +23,18 @@ def scenario_window(name: str) -> tuple[str, str]:
 
 def run_upstreams(archive: str, name: str, *extra: str) -> dict[str, Any]:
     start, end = scenario_window(name)
-    args = ["upstreams", "KP", "--archive", archive, "--from", start, "--to", end, "--registry", str(REGISTRY)]
+    args = [
+        "upstreams",
+        "KP",
+        "--archive",
+        archive,
+        "--from",
+        start,
+        "--to",
+        end,
+        "--registry",
+        str(REGISTRY),
+    ]
     result = CliRunner().invoke(main, [*args, "--format", "json", *extra], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -55,7 +66,9 @@ def test_series_equals_truth(analysed: tuple[str, dict[str, Any], dict[str, Any]
         assert mine["routes"] == want["routes"], mine["time"]
         assert mine["by_upstream"] == want["by_upstream"], mine["time"]
         assert mine["peers_by_prefix"] == want["visible_prefixes_by_peers"], mine["time"]
-        visible = sum(1 for n in want["visible_prefixes_by_peers"].values() if 2 * n > truth["full_feed_peers"])
+        visible = sum(
+            1 for n in want["visible_prefixes_by_peers"].values() if 2 * n > truth["full_feed_peers"]
+        )
         assert mine["visible_prefixes"] == visible, mine["time"]
 
 
@@ -125,15 +138,21 @@ def test_upstream_events_match_truth_links(analysed: tuple[str, dict[str, Any], 
     _name, out, truth = analysed
     for key in truth["links"]:
         episodes = _union_episodes(truth, key)
-        added = [e["time"] for e in out["events"] if e["type"] == "upstream_added" and str(e["upstream"]) == key]
-        lost = [e["time"] for e in out["events"] if e["type"] == "upstream_lost" and str(e["upstream"]) == key]
+        added = [
+            e["time"] for e in out["events"] if e["type"] == "upstream_added" and str(e["upstream"]) == key
+        ]
+        lost = [
+            e["time"] for e in out["events"] if e["type"] == "upstream_lost" and str(e["upstream"]) == key
+        ]
         assert added == [a for a, _b in episodes if a is not None]
         assert lost == [b for _a, b in episodes if b is not None]
     for ev in out["events"]:
         assert ev["target"] == "KP"
         if ev["type"] == "upstream_added":
             assert ev["confirmed"] is None or ev["confirmed"] >= ev["time"]
-        elif ev["type"] == "upstream_lost":  # the loss is confirmed during the decline, at the latest when the count hits 0
+        elif (
+            ev["type"] == "upstream_lost"
+        ):  # the loss is confirmed during the decline, at the latest when the count hits 0
             assert ev["decline_start"] <= ev["time"]
             assert ev["confirmed"] is None or ev["decline_start"] <= ev["confirmed"] <= ev["time"]
 
@@ -151,8 +170,18 @@ def test_table_csv_html_formats_agree_with_json(tmp_path: Path) -> None:
     name = "kp-2017-ttk"
     data = run_upstreams(str(SCENARIOS / name), name)
     start, end = scenario_window(name)
-    base = ["upstreams", "KP", "--archive", str(SCENARIOS / name), "--from", start, "--to", end,
-            "--registry", str(REGISTRY)]
+    base = [
+        "upstreams",
+        "KP",
+        "--archive",
+        str(SCENARIOS / name),
+        "--from",
+        start,
+        "--to",
+        end,
+        "--registry",
+        str(REGISTRY),
+    ]
     runner = CliRunner()
     table = runner.invoke(main, base, catch_exceptions=False).stdout
     for u in data["upstreams"]:

@@ -1,9 +1,9 @@
 """transitwatch's Python API: the functions the command line is built on.
 
-    from transitwatch import api
-    result = api.upstreams("KP", archive="/data/archive", start="2017-10-01T08:00Z",
-                           end="2017-10-02T12:00Z", registry="/data/registry")
-    result.to_json()["upstreams"]
+from transitwatch import api
+result = api.upstreams("KP", archive="/data/archive", start="2017-10-01T08:00Z",
+                       end="2017-10-02T12:00Z", registry="/data/registry")
+result.to_json()["upstreams"]
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ def plan_inputs(
         ribs = [f for f in cf if f.kind == "rib" and f.location in locations]
         updates = [locations[f.location] for f in cf if f.kind == "updates" and f.location in locations]
         rib = ribs[0] if ribs else None
-        inputs.append(CollectorInput(name, locations[rib.location] if rib else None, updates, rib.time if rib else None))
+        inputs.append(
+            CollectorInput(name, locations[rib.location] if rib else None, updates, rib.time if rib else None)
+        )
     return inputs, gaps
 
 

@@ -16,7 +16,9 @@ from transitwatch.sources.cli import files
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="transitwatch")
-@click.option("--registry", "registry_dir", metavar="DIR", help="RIR delegation and AS-name files for every command.")
+@click.option(
+    "--registry", "registry_dir", metavar="DIR", help="RIR delegation and AS-name files for every command."
+)
 @click.pass_context
 def main(ctx: click.Context, registry_dir: str | None) -> None:
     """transitwatch: who carries a network's routes, in what share, since when, from public BGP data."""

@@ -13,6 +13,7 @@ target AS originates in the data, discovered as the data is read (see :class:`Ta
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -67,7 +68,9 @@ def parse_target_spec(spec: str) -> TargetSpec:
             )
     if not (countries or asns or prefixes):
         raise ValueError("empty target")
-    return TargetSpec(spec, tuple(dict.fromkeys(countries)), tuple(dict.fromkeys(asns)), tuple(dict.fromkeys(prefixes)))
+    return TargetSpec(
+        spec, tuple(dict.fromkeys(countries)), tuple(dict.fromkeys(asns)), tuple(dict.fromkeys(prefixes))
+    )
 
 
 def _tokens(spec: str) -> Iterable[str]:
@@ -167,10 +170,8 @@ class TargetSet:
             return False
         self.prefixes[prefix] = when
         self._known = None
-        try:
+        with contextlib.suppress(ValueError):  # not a prefix radix can hold: never in the watched space
             self._watch.add(prefix)
-        except ValueError:
-            pass
         return True
 
     @staticmethod

@@ -17,22 +17,15 @@ All three look at the routes full-feed peers have *now* (the state at the window
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from transitwatch.prefixes import address_units, sort_prefixes, weight
 from transitwatch.routing.paths import collapse
 from transitwatch.routing.state import PeerKey, Route, RouteState
-
-
-def prefix_weight(prefix: str) -> float:
-    """Address space of a prefix in /24 (IPv4) or /48 (IPv6) units."""
-    net = ipaddress.ip_network(prefix, strict=False)
-    unit = 24 if net.version == 4 else 48
-    return 2.0 ** (unit - net.prefixlen)
 
 
 def _transit(route: Route, targets: frozenset[int], drop_viewpoint: bool) -> set[int]:
@@ -51,7 +44,7 @@ def trimmed_mean(values: list[float], alpha: float) -> float:
     if not values:
         return 0.0
     v = sorted(values)
-    k = int(math.floor(alpha * len(v)))
+    k = math.floor(alpha * len(v))
     kept = v[k : len(v) - k] or v
     return sum(kept) / len(kept)
 
@@ -74,7 +67,7 @@ def hegemony(state: RouteState, alpha: float = 0.1, family: int | None = None) -
         for prefix, route in routes.items():
             if family is not None and (":" in prefix) != (family == 6):
                 continue
-            w = prefix_weight(prefix)
+            w = weight(prefix)
             total += w
             for asn in _transit(route, targets, drop_viewpoint=True):
                 crossed[asn] += w
@@ -188,7 +181,10 @@ class WhatIfResult:
                 {
                     "prefix": p,
                     "routes": sum(ups.values()),
-                    "via": [{**label(u), "routes": n} for u, n in sorted(ups.items(), key=lambda kv: (-kv[1], kv[0] or 0))],
+                    "via": [
+                        {**label(u), "routes": n}
+                        for u, n in sorted(ups.items(), key=lambda kv: (-kv[1], kv[0] or 0))
+                    ],
                 }
                 for p, ups in self.prefixes_kept.items()
             ],
@@ -206,7 +202,7 @@ def what_if(state: RouteState, without: Iterable[int], at: float) -> WhatIfResul
     kept: dict[str, dict[int | None, int]] = {}
     routes = lost = 0
     peer_left: dict[PeerKey, int] = defaultdict(int)
-    for prefix in sorted(by_prefix, key=_net_key):
+    for prefix in sort_prefixes(by_prefix):
         survivors: dict[int | None, int] = defaultdict(int)
         for peer, route in by_prefix[prefix]:
             routes += 1
@@ -225,21 +221,8 @@ def what_if(state: RouteState, without: Iterable[int], at: float) -> WhatIfResul
         allp = [p for p in by_prefix if (":" in p) == (fam == 6)]
         if not allp:
             continue
-        tot = _union_space(allp)
-        remaining = _union_space([p for p in kept if (":" in p) == (fam == 6)])
+        tot = address_units(allp, fam)
+        remaining = address_units(kept, fam)
         space[fam] = (tot, tot - remaining)
     cut = sorted(p for p, n in peer_left.items() if n == 0)
     return WhatIfResult(sorted(gone), at, routes, lost, lost_prefixes, kept, space, cut)
-
-
-def _net_key(p: str) -> tuple[int, int, int]:
-    n = ipaddress.ip_network(p, strict=False)
-    return (n.version, int(n.network_address), n.prefixlen)
-
-
-def _union_space(prefixes: list[str]) -> float:
-    nets = [ipaddress.ip_network(p, strict=False) for p in prefixes]
-    if not nets:
-        return 0.0
-    unit = 24 if nets[0].version == 4 else 48
-    return sum(2.0 ** (unit - n.prefixlen) for n in ipaddress.collapse_addresses(nets))  # type: ignore[type-var]

@@ -19,7 +19,7 @@ from typing import Any
 from transitwatch.analysis.tracker import UpstreamTracker
 from transitwatch.detect.anomalies import AnomalyDetector, AnomalyRule
 from transitwatch.detect.outages import OutageDetector, OutageRule
-from transitwatch.routing.state import PeerKey, Row, RouteState
+from transitwatch.routing.state import PeerKey, RouteState, Row
 from transitwatch.targets import Target, TargetSet
 from transitwatch.timeutil import iso
 

@@ -77,9 +77,11 @@ def read_collector(
                 mask = pc.or_(mask, pc.equal(batch.column("type").dictionary_decode(), "S"))
                 mask = pc.and_(mask, pc.less(batch.column("timestamp"), _ts_scalar(end)))
             for row in rows_from_batch(batch, mask, ci.name):
-                if row.prefix is not None and row.prefix not in targets.prefixes and row.type in "RA":
-                    if targets.is_target_origin(row.origin_asn) or targets.within_explicit(row.prefix):
-                        targets.add(row.prefix, row.time)
+                new = row.prefix is not None and row.prefix not in targets.prefixes and row.type in "RA"
+                if new and (
+                    targets.is_target_origin(row.origin_asn) or targets.within_explicit(row.prefix or "")
+                ):
+                    targets.add(row.prefix or "", row.time)
                 yield row
             seen += batch.num_rows
             if progress is not None:
@@ -98,7 +100,7 @@ def read_collector(
 
 
 def _ts_scalar(t: float) -> pa.Scalar:
-    return pa.scalar(int(round(t * 1_000_000)), pa.timestamp("us", tz="UTC"))
+    return pa.scalar(round(t * 1_000_000), pa.timestamp("us", tz="UTC"))
 
 
 def merge_updates(collectors: Iterable[CollectorRows]) -> Iterator[Row]:

@@ -235,7 +235,9 @@ class UpstreamTracker:
             ep.decline_confirmed = None
         if not left:
             ep.decline_lost += 1
-            if ep.decline_confirmed is None and ep.decline_lost >= min(self.min_peers, max(ep.decline_peers, 1)):
+            if ep.decline_confirmed is None and ep.decline_lost >= min(
+                self.min_peers, max(ep.decline_peers, 1)
+            ):
                 ep.decline_confirmed = t
         self.total[u] -= 1
         if self.total[u] == 0:

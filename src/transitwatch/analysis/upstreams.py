@@ -9,7 +9,6 @@ counts over all routes, times are the timestamps of the updates that caused them
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,6 +20,7 @@ from transitwatch.analysis.tracker import UpstreamTracker
 from transitwatch.detect.anomalies import AnomalyRule
 from transitwatch.detect.outages import OutageRule
 from transitwatch.model import SourceIssue
+from transitwatch.prefixes import address_units, sort_prefixes
 from transitwatch.routing.state import FullFeedRule, PeerKey, PeerTables, RouteState
 from transitwatch.targets import Target
 from transitwatch.timeutil import iso
@@ -138,7 +138,7 @@ class UpstreamResult:
         for d in routes_fam.values():
             tot[4] += d[4]
             tot[6] += d[6]
-        space_all = {4: _space(all_prefixes, 4), 6: _space(all_prefixes, 6)}
+        space_all = {4: address_units(all_prefixes, 4), 6: address_units(all_prefixes, 6)}
         out: dict[int, dict[str, Any]] = {}
         for u, d in routes_fam.items():
             pv = prefixes_via[u]
@@ -148,8 +148,8 @@ class UpstreamResult:
                 "share_ipv4": round(d[4] / tot[4], 6) if tot[4] else None,
                 "share_ipv6": round(d[6] / tot[6], 6) if tot[6] else None,
                 "prefix_share": round(len(pv) / len(all_prefixes), 6) if all_prefixes else None,
-                "address_share_ipv4": round(_space(pv, 4) / space_all[4], 6) if space_all[4] else None,
-                "address_share_ipv6": round(_space(pv, 6) / space_all[6], 6) if space_all[6] else None,
+                "address_share_ipv4": round(address_units(pv, 4) / space_all[4], 6) if space_all[4] else None,
+                "address_share_ipv6": round(address_units(pv, 6) / space_all[6], 6) if space_all[6] else None,
             }
         return out
 
@@ -164,7 +164,12 @@ class UpstreamResult:
             },
             "window": {"from": iso(self.options.start), "to": iso(self.options.end)},
             "collectors": [
-                {"name": c.name, "peers": c.peers, "full_feed_peers": c.full_feed_peers, "rib": iso(c.rib_time)}
+                {
+                    "name": c.name,
+                    "peers": c.peers,
+                    "full_feed_peers": c.full_feed_peers,
+                    "rib": iso(c.rib_time),
+                }
                 for c in self.collectors
             ],
             "full_feed_peers": len(self.full_feed),
@@ -172,8 +177,13 @@ class UpstreamResult:
             "routes": tr.routes,
             "upstreams": self.upstream_rows(),
             "links": [
-                {"upstream": iv.upstream, "prefix": iv.prefix, "up": iso(iv.up), "first_drop": iso(iv.first_drop),
-                 "down": iso(iv.down)}
+                {
+                    "upstream": iv.upstream,
+                    "prefix": iv.prefix,
+                    "up": iso(iv.up),
+                    "first_drop": iso(iv.first_drop),
+                    "down": iso(iv.down),
+                }
                 for iv in tr.links()
             ],
             "series": [
@@ -188,9 +198,7 @@ class UpstreamResult:
             ],
             "visibility": [{"time": iso(t), "visible_prefixes": n} for t, n in tr.visibility],
             "events": self.events(),
-            "outages": [
-                {k: v for k, v in o.items() if k not in ("time", "type")} for o in self.outages()
-            ],
+            "outages": [{k: v for k, v in o.items() if k not in ("time", "type")} for o in self.outages()],
             "outage_rule": self.options.outage.describe(),
             "dependency": self.dependency().to_json(),
             "gaps": self.gaps,
@@ -199,21 +207,6 @@ class UpstreamResult:
                 "reports": [str(i) for i in self.issues if i.severity in ("damaged", "error")][:100],
             },
         }
-
-
-def _space(prefixes: set[str], version: int) -> float:
-    """Address space in /24 (IPv4) or /48 (IPv6) equivalents; overlapping prefixes count once."""
-    nets = [ipaddress.ip_network(p, strict=False) for p in prefixes if (":" in p) == (version == 6)]
-    unit = 24 if version == 4 else 48
-    return sum(2.0 ** (unit - n.prefixlen) for n in ipaddress.collapse_addresses(nets))  # type: ignore[type-var]
-
-
-def sort_prefixes(prefixes: list[str]) -> list[str]:
-    def key(p: str) -> tuple[int, int, int]:
-        n = ipaddress.ip_network(p, strict=False)
-        return (n.version, int(n.network_address), n.prefixlen)
-
-    return sorted(prefixes, key=key)
 
 
 def analyse_rows(
@@ -249,13 +242,22 @@ def analyse_rows(
     for r in rows:
         peers = {p for p in tables.peers() if p.collector == r.name}
         summaries.append(
-            CollectorSummary(r.name, len(peers), sum(1 for p in full if p.collector == r.name), r.rib_time, r.stats)
+            CollectorSummary(
+                r.name, len(peers), sum(1 for p in full if p.collector == r.name), r.rib_time, r.stats
+            )
         )
     all_issues = list(issues or [])
     for r in rows:
         all_issues.extend(r.issues)
     return UpstreamResult(
-        target, options, sort_prefixes(list(engine.targets.prefixes)), summaries, full, engine, names, all_issues
+        target,
+        options,
+        sort_prefixes(list(engine.targets.prefixes)),
+        summaries,
+        full,
+        engine,
+        names,
+        all_issues,
     )
 
 

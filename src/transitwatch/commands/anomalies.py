@@ -26,7 +26,9 @@ ANOMALY_TYPES = ("origin_change", "moas", "more_specific", "unexpected_space")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.pass_context
 @handle_errors
-def anomalies(ctx: click.Context, allow: tuple[str, ...], fmt: str, output: str | None, **params: Any) -> None:
+def anomalies(
+    ctx: click.Context, allow: tuple[str, ...], fmt: str, output: str | None, **params: Any
+) -> None:
     """Origin anomalies on TARGET's prefixes: possible hijacks, MOAS, new more-specifics, and target
     ASes originating space outside their delegations. Each needs --min-peers full-feed peers."""
     from transitwatch.detect.anomalies import AnomalyRule
@@ -39,16 +41,24 @@ def anomalies(ctx: click.Context, allow: tuple[str, ...], fmt: str, output: str 
     result = run_analysis(ctx, req, anomaly=rule)
     events = [e for e in result.events() if e["type"] in ANOMALY_TYPES]
     if fmt == "json":
-        write_output(json.dumps({"target": result.to_json()["target"], "events": events}, indent=1) + "\n", output)
+        write_output(
+            json.dumps({"target": result.to_json()["target"], "events": events}, indent=1) + "\n", output
+        )
         return
     from transitwatch.report.text import describe_event
 
     n = len(result.full_feed)
-    lines = [f"Origin anomalies on {req.target_spec}'s prefixes ({len(result.prefixes)} prefixes, {n} full-feed peers)", ""]
+    lines = [
+        f"Origin anomalies on {req.target_spec}'s prefixes "
+        f"({len(result.prefixes)} prefixes, {n} full-feed peers)",
+        "",
+    ]
     if not events:
         lines.append("None found.")
     for e in events:
         lines.append(f"{e['time']}  {e['type']:<16} {describe_event(e, n)}")
         for ev in e["evidence"][:5]:
-            lines.append(f"    {ev['time']} {ev['collector']} {ev['peer_address']} AS{ev['peer_asn']}: {ev['as_path']}")
+            lines.append(
+                f"    {ev['time']} {ev['collector']} {ev['peer_address']} AS{ev['peer_asn']}: {ev['as_path']}"
+            )
     write_output("\n".join(lines) + "\n", output)

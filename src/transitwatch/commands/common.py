@@ -63,10 +63,20 @@ def analysis_options(f: F) -> F:
             metavar="DIR_OR_URL",
             help="A folder or base URL laid out like RouteViews/RIPE RIS archives.",
         ),
-        click.option("--collectors", metavar="NAMES", help="Comma-separated collectors (default: all in the archive)."),
-        click.option("--from", "start", required=True, metavar="ISO", help="Window start (UTC), e.g. 2017-10-01T08:00Z."),
+        click.option(
+            "--collectors", metavar="NAMES", help="Comma-separated collectors (default: all in the archive)."
+        ),
+        click.option(
+            "--from",
+            "start",
+            required=True,
+            metavar="ISO",
+            help="Window start (UTC), e.g. 2017-10-01T08:00Z.",
+        ),
         click.option("--to", "end", metavar="ISO", help="Window end (UTC; default: 24 h after --from)."),
-        click.option("--registry", metavar="DIR", help="RIR delegation and AS-name files (default: the cache)."),
+        click.option(
+            "--registry", metavar="DIR", help="RIR delegation and AS-name files (default: the cache)."
+        ),
         click.option(
             "--min-peers",
             type=click.IntRange(1),
@@ -81,11 +91,19 @@ def analysis_options(f: F) -> F:
             show_default=True,
             help="Full-feed peer: first-RIB table at least this fraction of the collector's largest.",
         ),
-        click.option("--full-feed-min-v4", type=int, help="Absolute rule instead (IODA-like): at least N IPv4 entries."),
+        click.option(
+            "--full-feed-min-v4", type=int, help="Absolute rule instead (IODA-like): at least N IPv4 entries."
+        ),
         click.option("--full-feed-min-v6", type=int, help="... or at least N IPv6 entries."),
-        click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local processes."),
-        click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the per-collector work on a Dask cluster."),
-        click.option("--cache", metavar="DIR", help="Download cache for URL archives (default: ~/.cache/transitwatch)."),
+        click.option(
+            "--workers", type=click.IntRange(1), default=1, show_default=True, help="Local processes."
+        ),
+        click.option(
+            "--scheduler", metavar="tcp://HOST:PORT", help="Run the per-collector work on a Dask cluster."
+        ),
+        click.option(
+            "--cache", metavar="DIR", help="Download cache for URL archives (default: ~/.cache/transitwatch)."
+        ),
         click.option("--offline", is_flag=True, help="Use only files already in the cache."),
         click.option("--quiet", "-q", is_flag=True, help="Report only damaged data and errors on stderr."),
     ]
@@ -119,7 +137,11 @@ class AnalysisRequest:
         end = parse_time_option(params["end"], "--to") or start + 86400
         if end <= start:
             raise click.BadParameter("--to must be after --from", param_hint="--to")
-        colls = [c.strip() for c in params["collectors"].split(",") if c.strip()] if params.get("collectors") else None
+        colls = (
+            [c.strip() for c in params["collectors"].split(",") if c.strip()]
+            if params.get("collectors")
+            else None
+        )
         return cls(
             params["target"],
             params["archive"],
@@ -164,6 +186,9 @@ def write_output(text: str | bytes, output: str | None) -> None:
         else:
             sys.stdout.write(text)
         return
-    mode = "wb" if isinstance(text, bytes) else "w"
-    with open(output, mode, **({} if isinstance(text, bytes) else {"encoding": "utf-8"})) as fh:
-        fh.write(text)
+    if isinstance(text, bytes):
+        with open(output, "wb") as fb:
+            fb.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as ft:
+            ft.write(text)

@@ -20,8 +20,16 @@ from transitwatch.commands.common import issue_printer
     show_default=True,
     help="bgpdump: exactly what `bgpdump -m` prints; jsonl: one JSON object per element; parquet: columns.",
 )
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
-@click.option("--prefix", "prefixes", multiple=True, metavar="PREFIX|@FILE", help="Keep elements for these prefixes (repeatable).")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout."
+)
+@click.option(
+    "--prefix",
+    "prefixes",
+    multiple=True,
+    metavar="PREFIX|@FILE",
+    help="Keep elements for these prefixes (repeatable).",
+)
 @click.option(
     "--match",
     "prefix_match",
@@ -31,7 +39,9 @@ from transitwatch.commands.common import issue_printer
     help="How --prefix matches: exact, more-specifics (and itself), less-specifics, or both.",
 )
 @click.option("--peer-asn", "peer_asns", multiple=True, type=int, help="Keep elements from these peer ASes.")
-@click.option("--origin-asn", "origin_asns", multiple=True, type=int, help="Keep routes originated by these ASes.")
+@click.option(
+    "--origin-asn", "origin_asns", multiple=True, type=int, help="Keep routes originated by these ASes."
+)
 @click.option(
     "--type",
     "types",
@@ -87,7 +97,9 @@ def dump(
     show = issue_printer(quiet)
     try:
         for src in sources:
-            reader = MrtReader(src, collector=collector or guess_collector(src), bgpdump=fmt == "bgpdump", on_issue=show)
+            reader = MrtReader(
+                src, collector=collector or guess_collector(src), bgpdump=fmt == "bgpdump", on_issue=show
+            )
             for batch in reader.batches():
                 batch = flt.apply(batch)
                 if batch.num_rows:

@@ -27,7 +27,11 @@ def outage_options(f: Any) -> Any:
         help="Baseline: median visibility over this many hours before (since the window start when shorter).",
     )(f)
     f = click.option(
-        "--min-duration", type=click.FloatRange(0), default=0.0, show_default=True, help="Ignore shorter outages (s)."
+        "--min-duration",
+        type=click.FloatRange(0),
+        default=0.0,
+        show_default=True,
+        help="Ignore shorter outages (s).",
     )(f)
     return f
 
@@ -68,7 +72,10 @@ def outages(
         "window": {"from": params["start"], "to": params["end"]},
         "rule": result.options.outage.describe(),
         "full_feed_peers": len(result.full_feed),
-        "visibility": [{"time": v["time"], "visible_prefixes": v["visible_prefixes"]} for v in result.to_json()["visibility"]],
+        "visibility": [
+            {"time": v["time"], "visible_prefixes": v["visible_prefixes"]}
+            for v in result.to_json()["visibility"]
+        ],
         "outages": outs,
         "events": events,
     }
@@ -81,7 +88,9 @@ def outages(
     if not outs:
         lines.append("No outage in the window.")
     for o in outs:
-        dur = format_duration(o["duration_s"], minutes=True) if o.get("duration_s") is not None else "still out"
+        dur = (
+            format_duration(o["duration_s"], minutes=True) if o.get("duration_s") is not None else "still out"
+        )
         lines.append(f"{o['start']} to {o.get('end') or '(window end)'}  {o['severity']} outage, {dur}")
         lines.append(f"  {describe_event({**o, 'type': 'outage_start'}, len(result.full_feed))}")
     notices = [e["notice"] for e in events if e["type"] == "outage_end"]

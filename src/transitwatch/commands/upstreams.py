@@ -47,13 +47,19 @@ def run_analysis(ctx: click.Context, req: AnalysisRequest, bin_s: int = 300, **e
 
 @click.command()
 @analysis_options
-@click.option("--bin", "bin_s", type=click.IntRange(1), default=300, show_default=True, help="Series step (seconds).")
+@click.option(
+    "--bin", "bin_s", type=click.IntRange(1), default=300, show_default=True, help="Series step (seconds)."
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write the report here instead of stdout."
+)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write the share-over-time chart (PNG).")
 @click.pass_context
 @handle_errors
-def upstreams(ctx: click.Context, bin_s: int, fmt: str, output: str | None, plot: str | None, **params: Any) -> None:
+def upstreams(
+    ctx: click.Context, bin_s: int, fmt: str, output: str | None, plot: str | None, **params: Any
+) -> None:
     """Who carries TARGET's routes, in what share, since when.
 
     TARGET is a country code (KP), AS numbers (AS131279,AS4837), prefixes, or @FILE of them.

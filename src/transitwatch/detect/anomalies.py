@@ -90,7 +90,11 @@ class AnomalyDetector:
                 self.origins_now[prefix][route.origin] += 1
 
     def expected(self, prefix: str) -> set[int]:
-        exp = set(self.targets.target.asns) | set(self.rule.allow_origins) | self.baseline_origins.get(prefix, set())
+        exp = (
+            set(self.targets.target.asns)
+            | set(self.rule.allow_origins)
+            | self.baseline_origins.get(prefix, set())
+        )
         exp |= {o for p, o in self.rule.allow_pairs if p == prefix}
         return exp
 
@@ -114,7 +118,11 @@ class AnomalyDetector:
         is_target = p in self.targets.prefixes
         if is_target and o not in self.expected(p):
             self._hold("origin_change", p, o, ch, path, expected=sorted(self.expected(p)))
-        if p not in self.baseline_prefixes and o not in self.targets.target.asns and o not in self.rule.allow_origins:
+        if (
+            p not in self.baseline_prefixes
+            and o not in self.targets.target.asns
+            and o not in self.rule.allow_origins
+        ):
             covering = self._covering(p)
             if covering is not None and (p, o) not in self.rule.allow_pairs:
                 self._hold("more_specific", p, o, ch, path, covering=covering)
@@ -136,9 +144,9 @@ class AnomalyDetector:
         candidates = [ipaddress.ip_network(q, strict=False) for q in self.targets.prefixes if q != prefix]
         candidates += list(self.targets.watch_networks)
         for c in candidates:
-            if c.version == net.version and c.prefixlen < net.prefixlen and net.subnet_of(c):  # type: ignore[arg-type]
-                if best is None or c.prefixlen > best.prefixlen:
-                    best = c
+            inside = c.version == net.version and c.prefixlen < net.prefixlen and net.subnet_of(c)  # type: ignore[arg-type]
+            if inside and (best is None or c.prefixlen > best.prefixlen):
+                best = c
         return str(best) if best is not None else None
 
     @staticmethod
@@ -177,7 +185,11 @@ class AnomalyDetector:
         open_c = self._moas_open.get(p)
         allowed = set(self.targets.target.asns) | set(self.rule.allow_origins)
         allowed |= {o for q, o in self.rule.allow_pairs if q == p}
-        anomalous = len(origins) >= 2 and not origins <= allowed and not origins <= self.baseline_origins.get(p, set())
+        anomalous = (
+            len(origins) >= 2
+            and not origins <= allowed
+            and not origins <= self.baseline_origins.get(p, set())
+        )
         if anomalous:
             if open_c is None:
                 open_c = _Candidate("moas", p, None, ch.time)
@@ -214,9 +226,16 @@ class AnomalyDetector:
             ev["confirmed"] = iso(c.confirmed)
             ev["end"] = iso(c.end)
             ev["evidence"] = [
-                {"collector": p.collector, "peer_address": p.address, "peer_asn": p.asn, "time": iso(t),
-                 "as_path": path}
-                for p, (t, path) in sorted(c.evidence.items(), key=lambda kv: (kv[1][0], kv[0]))[:EVIDENCE_KEPT]
+                {
+                    "collector": p.collector,
+                    "peer_address": p.address,
+                    "peer_asn": p.asn,
+                    "time": iso(t),
+                    "as_path": path,
+                }
+                for p, (t, path) in sorted(c.evidence.items(), key=lambda kv: (kv[1][0], kv[0]))[
+                    :EVIDENCE_KEPT
+                ]
             ]
             out.append(ev)
         return out

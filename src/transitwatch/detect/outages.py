@@ -12,13 +12,13 @@ moment, else ``partial``.
 
 from __future__ import annotations
 
-import ipaddress
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from transitwatch.analysis.tracker import SeriesPoint, UpstreamTracker
+from transitwatch.prefixes import address_units
 from transitwatch.routing.state import PeerKey, RouteChange
 from transitwatch.timeutil import iso
 
@@ -119,8 +119,7 @@ class OutageDetector:
     def _measure(self, visible: frozenset[str]) -> float:
         if not self._use_space:
             return float(len(visible))
-        nets = [ipaddress.ip_network(p, strict=False) for p in visible if ":" not in p]
-        return sum(2.0 ** (24 - n.prefixlen) for n in ipaddress.collapse_addresses(nets))  # type: ignore[type-var]
+        return address_units(visible, 4)
 
     def begin(self) -> None:
         """At the window start: choose the unit and take the first sample."""
@@ -153,7 +152,9 @@ class OutageDetector:
         if out is None:
             base = self.baseline()
             if base > 0 and value < self.rule.ratio * base:
-                out = self.active = Outage(t, base, worst=value, worst_time=t, unit="/24" if self._use_space else "prefix")
+                out = self.active = Outage(
+                    t, base, worst=value, worst_time=t, unit="/24" if self._use_space else "prefix"
+                )
                 out.peers |= {p for _t, p in self._recent_losses}
                 self._note(out, value, t)
             return
@@ -188,4 +189,7 @@ class OutageDetector:
 
     def spans(self) -> list[tuple[float, float]]:
         end = self.tracker.end
-        return [(o.start, o.end if o.end is not None else float(end if end is not None else o.start)) for o in self.outages]
+        return [
+            (o.start, o.end if o.end is not None else float(end if end is not None else o.start))
+            for o in self.outages
+        ]

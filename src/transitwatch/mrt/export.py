@@ -29,10 +29,7 @@ def json_rows(batch: pa.RecordBatch) -> Iterable[dict[str, Any]]:
         for n in names:
             if n in ("type", "timestamp"):
                 continue
-            if n == "originated":
-                v = iso(orig[i]) if orig[i] is not None else None
-            else:
-                v = cols[n][i]
+            v = cols[n][i] if n != "originated" else (iso(orig[i]) if orig[i] is not None else None)
             if v is not None:
                 row[n] = v
         yield row

@@ -66,7 +66,8 @@ class ElementFilter:
         if self.origin_asns:
             conds.append(
                 pc.fill_null(
-                    pc.is_in(batch.column("origin_asn"), pa.array(sorted(self.origin_asns), pa.uint32())), False
+                    pc.is_in(batch.column("origin_asn"), pa.array(sorted(self.origin_asns), pa.uint32())),
+                    False,
                 )
             )
         if self.prefixes:

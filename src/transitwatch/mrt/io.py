@@ -18,6 +18,13 @@ GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
 
 
+def _isal_errors() -> tuple[type[BaseException], ...]:
+    from isal import isal_zlib
+
+    err = isal_zlib.error  # typed loosely in isal's stubs
+    return (err,) if isinstance(err, type) and issubclass(err, BaseException) else (Exception,)
+
+
 class TruncatedInput(Exception):
     """The compressed stream ended before its end-of-stream marker (or was corrupt)."""
 
@@ -44,6 +51,7 @@ def _gunzip(raw: Iterator[bytes]) -> Iterator[bytes]:
     """Multi-member gzip, decompressed with ISA-L (about twice zlib's speed)."""
     from isal import isal_zlib
 
+    _ISAL_ERRORS = _isal_errors()
     dec = isal_zlib.decompressobj(wbits=31)
     member_done = False
     for chunk in raw:
@@ -55,7 +63,7 @@ def _gunzip(raw: Iterator[bytes]) -> Iterator[bytes]:
                 member_done = False
             try:
                 out = dec.decompress(data)
-            except isal_zlib.error as exc:
+            except _ISAL_ERRORS as exc:
                 raise TruncatedInput(f"corrupt gzip data: {exc}") from exc
             if out:
                 yield out
@@ -121,10 +129,12 @@ def _sniff(raw: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
         first = chunk
         if len(first) >= 3:
             break
+
     def rest() -> Iterator[bytes]:
         if first:
             yield first
         yield from raw
+
     return first[:3], rest()
 
 

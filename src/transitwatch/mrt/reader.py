@@ -122,7 +122,7 @@ class MrtReader:
             yield from batch_elements(batch)
 
 
-_FIELDS = [f for f in Element.__slots__ if f not in ("type", "timestamp", "originated")]  # type: ignore[attr-defined]
+_FIELDS = [f for f in Element.__slots__ if f not in ("type", "timestamp", "originated")]
 
 
 def batch_elements(batch: pa.RecordBatch) -> Iterator[Element]:

@@ -21,7 +21,8 @@ RECORD_TYPES: list[str] = _decoder.record_types()
 ORIGINS = ["IGP", "EGP", "INCOMPLETE"]
 
 _STR = pa.string()
-_DICT32 = pa.dictionary(pa.int32(), _STR)
+_INT32 = pa.int32()
+_DICT32 = pa.dictionary(_INT32, _STR)
 _DICT8 = pa.dictionary(pa.int8(), _STR)
 _UTC_US = pa.timestamp("us", tz="UTC")
 _UTC_S = pa.timestamp("s", tz="UTC")
@@ -68,10 +69,14 @@ def _strings(col: tuple[int, bytes, bytes]) -> pa.Array:
 
 
 def _prim(typ: pa.DataType, n: int, data: bytes, valid: bytes | None = None) -> pa.Array:
-    return pa.Array.from_buffers(typ, n, [pa.py_buffer(valid) if valid is not None else None, pa.py_buffer(data)])
+    return pa.Array.from_buffers(
+        typ, n, [pa.py_buffer(valid) if valid is not None else None, pa.py_buffer(data)]
+    )
 
 
-def _dict(n: int, idx: bytes, valid: bytes | None, dictionary: pa.Array, itype: pa.DataType = pa.int32()) -> pa.Array:
+def _dict(
+    n: int, idx: bytes, valid: bytes | None, dictionary: pa.Array, itype: pa.DataType = _INT32
+) -> pa.Array:
     indices = _prim(itype, n, idx, valid)
     return pa.DictionaryArray.from_arrays(indices, dictionary)
 
@@ -116,7 +121,11 @@ def batch_from_columns(cols: dict[str, Any], collector: pa.Array) -> pa.RecordBa
             pa.Array.from_buffers(
                 _STR,
                 n,
-                [pa.py_buffer(cols["lines_valid"]), pa.py_buffer(cols["lines"][1]), pa.py_buffer(cols["lines"][2])],
+                [
+                    pa.py_buffer(cols["lines_valid"]),
+                    pa.py_buffer(cols["lines"][1]),
+                    pa.py_buffer(cols["lines"][2]),
+                ],
             )
         )
         return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA_WITH_BGPDUMP)

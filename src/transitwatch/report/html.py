@@ -13,10 +13,14 @@ from transitwatch.report.text import describe_event
 if TYPE_CHECKING:
     from transitwatch.analysis.upstreams import UpstreamResult
 
-_env = Environment(loader=PackageLoader("transitwatch.report", "templates"), autoescape=select_autoescape(["html"]))
+_env = Environment(
+    loader=PackageLoader("transitwatch.report", "templates"), autoescape=select_autoescape(["html"])
+)
 
 
-def render_upstreams_html(result: UpstreamResult, data: dict[str, Any] | None = None, png: bytes | None = None) -> str:
+def render_upstreams_html(
+    result: UpstreamResult, data: dict[str, Any] | None = None, png: bytes | None = None
+) -> str:
     d = data if data is not None else result.to_json()
     names = {a: result.name(a) for a in d["target"]["asns"]}
     texts = [describe_event(ev, d["full_feed_peers"], result.options.min_peers) for ev in d["events"]]

@@ -68,13 +68,14 @@ def plot_upstreams(
     )
     colors = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
     base = [0.0 if p[1] else math.nan for p in points]
-    layers: list[tuple[str, int | None]] = [(_label(result, u), u) for u in shown]
+    layers: list[tuple[str, int | None]] = [(_label(result, u), u) for u in shown]  # None: the rest
     if rest:
         layers.append((f"{len(rest)} other upstreams", None))
-    for i, (label, u) in enumerate(layers):
-        top = [b + share(p, u) for b, p in zip(base, points, strict=True)]
-        ax.fill_between(times, base, top, step="post", color=colors[i % len(colors)], alpha=0.85, label=label,
-                        linewidth=0)
+    for i, (label, layer) in enumerate(layers):
+        top = [b + share(p, layer) for b, p in zip(base, points, strict=True)]
+        ax.fill_between(
+            times, base, top, step="post", color=colors[i % len(colors)], alpha=0.85, label=label, linewidth=0
+        )
         base = top
     for ev in tr.events:
         t = datetime.fromtimestamp(ev.time, UTC)
@@ -85,9 +86,14 @@ def plot_upstreams(
     n_full = len(result.full_feed)
     colls = ", ".join(c.name for c in result.collectors)
     asns = sorted(result.target.asns)
-    who = result.target.spec + (f" ({', '.join(f'AS{a}' for a in asns[:4])}{'...' if len(asns) > 4 else ''})"
-                                if asns and result.target.countries else "")
-    ax.set_title(f"Upstreams of {who}: share of the routes of {n_full} full-feed peers ({colls})", fontsize=11)
+    who = result.target.spec + (
+        f" ({', '.join(f'AS{a}' for a in asns[:4])}{'...' if len(asns) > 4 else ''})"
+        if asns and result.target.countries
+        else ""
+    )
+    ax.set_title(
+        f"Upstreams of {who}: share of the routes of {n_full} full-feed peers ({colls})", fontsize=11
+    )
     ax.plot([], [], color="#1a7f37", linestyle=":", label="upstream added")
     ax.plot([], [], color="#cf222e", linestyle=":", label="upstream lost")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
@@ -95,8 +101,14 @@ def plot_upstreams(
     vis = [p[3] for p in points]
     axv.step(times, vis, where="post", color="#24292f", linewidth=1.2, label="visible prefixes")
     for k, (start, stop) in enumerate(outages or []):
-        axv.axvspan(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(stop, UTC), color="#cf222e",
-                    alpha=0.25, linewidth=0, label="outage" if k == 0 else None)
+        axv.axvspan(
+            datetime.fromtimestamp(start, UTC),
+            datetime.fromtimestamp(stop, UTC),
+            color="#cf222e",
+            alpha=0.25,
+            linewidth=0,
+            label="outage" if k == 0 else None,
+        )
     if outages:
         axv.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     n_prefixes = max(len(result.prefixes), 1)

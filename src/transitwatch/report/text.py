@@ -19,9 +19,20 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[s
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def fmt(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     return [fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)]
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+def _es(n: int) -> str:
+    return "" if n == 1 else "es"
 
 
 def describe_event(ev: dict[str, Any], n_full: int, min_peers: int = 3) -> str:
@@ -32,14 +43,19 @@ def describe_event(ev: dict[str, Any], n_full: int, min_peers: int = 3) -> str:
     if kind == "outage_start":
         end = f"until {ev['end']}" if ev.get("end") else "still going at the window end"
         share = ev.get("visible_share")
+        pct = "" if share is None else f"{100 * share:.0f}%"
         return (
-            f"{ev['severity']} outage {end}: at worst {ev['lowest']:g} of the usual {ev['baseline']:g} {ev['unit']} "
-            f"visible ({'' if share is None else f'{100 * share:.0f}%'}); {len(ev['prefixes'])} prefixes and "
+            f"{ev['severity']} outage {end}: at worst {ev['lowest']:g} of the usual "
+            f"{ev['baseline']:g} {ev['unit']} visible ({pct}); {len(ev['prefixes'])} prefixes and "
             f"{ev['peers']} of {n_full} full-feed peers involved"
         )
     if kind == "outage_end":
         return str(ev["notice"])
-    who = _as_label(ev["suspect_origin"], ev.get("suspect_name"), ev.get("suspect_country")) if "suspect_origin" in ev else ""
+    who = (
+        _as_label(ev["suspect_origin"], ev.get("suspect_name"), ev.get("suspect_country"))
+        if "suspect_origin" in ev
+        else ""
+    )
     seen = f"seen by {ev['peers']} of {n_full} full-feed peers at {len(ev['collectors'])} collectors"
     end = f"; over at {ev['end']}" if ev.get("end") else "; still there at the window end"
     if kind == "origin_change":
@@ -62,15 +78,15 @@ def _describe_upstream(ev: dict[str, Any], n_full: int, min_peers: int) -> str:
     if ev["type"] == "upstream_added":
         text = (
             f"{who} starts carrying routes: seen by up to {ev['peers']} of {n_full} full-feed peers "
-            f"at {len(colls)} collector{'s' if len(colls) != 1 else ''} for {np} prefix{'es' if np != 1 else ''}"
+            f"at {len(colls)} collector{_s(len(colls))} for {np} prefix{_es(np)}"
         )
         fp = ev.get("first_peer")
         if fp:
             text += f"; first by {fp['collector']} {fp['address']} AS{fp['asn']}"
     else:
         text = (
-            f"{who} no longer carries any route: it had routes from {ev['peers']} of {n_full} full-feed peers "
-            f"for {np} prefix{'es' if np != 1 else ''}; decline began {ev.get('decline_start')}"
+            f"{who} no longer carries any route: it had routes from {ev['peers']} of {n_full} "
+            f"full-feed peers for {np} prefix{_es(np)}; decline began {ev.get('decline_start')}"
         )
         if ev.get("duration_s") is not None:
             text += f" after {format_duration(ev['duration_s'])} up"
@@ -82,9 +98,9 @@ def _describe_upstream(ev: dict[str, Any], n_full: int, min_peers: int) -> str:
 
 def format_duration(seconds: float, minutes: bool = False) -> str:
     """``9 h 31 min``; seconds are shown below a day, unless ``minutes`` rounds them away above 1 h."""
-    s = int(round(seconds))
+    s = round(seconds)
     if minutes and s >= 3600:
-        s = int(round(s / 60)) * 60
+        s = round(s / 60) * 60
     d, s = divmod(s, 86400)
     h, s = divmod(s, 3600)
     m, s = divmod(s, 60)
@@ -113,7 +129,8 @@ def render_upstreams_text(result: UpstreamResult, data: dict[str, Any] | None = 
         f"{total} routes at the end (full-feed peers x prefixes they route)",
         "Collectors: "
         + "; ".join(
-            f"{c['name']} ({c['peers']} peers, {c['full_feed_peers']} full-feed; RIB {c['rib']})" for c in d["collectors"]
+            f"{c['name']} ({c['peers']} peers, {c['full_feed_peers']} full-feed; RIB {c['rib']})"
+            for c in d["collectors"]
         ),
         f"Full-feed peers: {n_full} ({d['full_feed_rule']})",
         "",
@@ -134,7 +151,17 @@ def render_upstreams_text(result: UpstreamResult, data: dict[str, Any] | None = 
             ]
         )
     out += _table(
-        ["Upstream", "Name", "CC", "Routes", "Share", "Peers", "Prefixes", "First seen in updates", "In first RIB"],
+        [
+            "Upstream",
+            "Name",
+            "CC",
+            "Routes",
+            "Share",
+            "Peers",
+            "Prefixes",
+            "First seen in updates",
+            "In first RIB",
+        ],
         rows,
         {3, 4, 5, 6},
     )
@@ -142,7 +169,9 @@ def render_upstreams_text(result: UpstreamResult, data: dict[str, Any] | None = 
     if d["events"]:
         out.append(f"Events ({len(d['events'])})")
         for ev in d["events"]:
-            out.append(f"  {ev['time']}  {ev['type']:<16} {describe_event(ev, n_full, result.options.min_peers)}")
+            out.append(
+                f"  {ev['time']}  {ev['type']:<16} {describe_event(ev, n_full, result.options.min_peers)}"
+            )
     else:
         out.append("No upstream changed in the window.")
     if d.get("outages") is not None:
@@ -150,7 +179,11 @@ def render_upstreams_text(result: UpstreamResult, data: dict[str, Any] | None = 
         if d["outages"]:
             out.append(f"Outages ({len(d['outages'])}; {d.get('outage_rule', '')})")
             for o in d["outages"]:
-                dur = format_duration(o["duration_s"], minutes=True) if o.get("duration_s") is not None else "open"
+                dur = (
+                    format_duration(o["duration_s"], minutes=True)
+                    if o.get("duration_s") is not None
+                    else "open"
+                )
                 out.append(f"  {o['start']} to {o.get('end') or '...'}  {o['severity']:<8} {dur}")
         else:
             out.append(f"No outage ({d.get('outage_rule', '')}).")
@@ -158,12 +191,18 @@ def render_upstreams_text(result: UpstreamResult, data: dict[str, Any] | None = 
     if dep and dep.get("ases"):
         out.append("")
         out.append(
-            f"Dependency at the window end (AS hegemony over {dep['viewpoints']} viewpoints, alpha {dep['alpha']}; "
-            f"share of the {dep['routes']} routes crossing the AS)"
+            f"Dependency at the window end (AS hegemony over {dep['viewpoints']} viewpoints, "
+            f"alpha {dep['alpha']}; share of the {dep['routes']} routes crossing the AS)"
         )
         drows = [
-            [f"AS{r['asn']}", r["name"] or "", r["country"] or "", f"{r['hegemony']:.3f}", f"{100 * r['route_share']:.1f}%",
-             "single point of failure" if r["spof"] else ""]
+            [
+                f"AS{r['asn']}",
+                r["name"] or "",
+                r["country"] or "",
+                f"{r['hegemony']:.3f}",
+                f"{100 * r['route_share']:.1f}%",
+                "single point of failure" if r["spof"] else "",
+            ]
             for r in dep["ases"][:10]
         ]
         out += ["  " + line for line in _table(["AS", "Name", "CC", "Hegemony", "Routes", ""], drows, {3, 4})]
@@ -171,7 +210,10 @@ def render_upstreams_text(result: UpstreamResult, data: dict[str, Any] | None = 
         out.append("")
         out.append(f"Data gaps ({len(d['gaps'])}): results do not cover these intervals")
         for g in d["gaps"]:
-            out.append(f"  {g.get('collector')} {g.get('kind')} {g.get('start')} to {g.get('end')}: {g.get('reason')}")
+            out.append(
+                f"  {g.get('collector')} {g.get('kind')} {g.get('start')} to {g.get('end')}: "
+                f"{g.get('reason')}"
+            )
     dmg = d.get("issues", {}).get("damaged_records", 0)
     if dmg:
         out.append("")

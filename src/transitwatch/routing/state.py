@@ -50,7 +50,16 @@ class Row(NamedTuple):
         return PeerKey(self.collector, self.peer_address, self.peer_asn)
 
 
-_ROW_COLUMNS = ["timestamp", "peer_address", "peer_asn", "type", "prefix", "as_path", "origin_asn", "new_state"]
+_ROW_COLUMNS = [
+    "timestamp",
+    "peer_address",
+    "peer_asn",
+    "type",
+    "prefix",
+    "as_path",
+    "origin_asn",
+    "new_state",
+]
 
 
 def rows_from_batch(batch: pa.RecordBatch, mask: pa.Array | None, collector: str) -> list[Row]:
