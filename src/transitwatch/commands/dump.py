@@ -9,6 +9,8 @@ import click
 
 from transitwatch.commands.common import issue_printer
 
+ASN = click.IntRange(0, 2**32 - 1)
+
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True, metavar="FILE_OR_URL...")
@@ -38,9 +40,9 @@ from transitwatch.commands.common import issue_printer
     show_default=True,
     help="How --prefix matches: exact, more-specifics (and itself), less-specifics, or both.",
 )
-@click.option("--peer-asn", "peer_asns", multiple=True, type=int, help="Keep elements from these peer ASes.")
+@click.option("--peer-asn", "peer_asns", multiple=True, type=ASN, help="Keep elements from these peer ASes.")
 @click.option(
-    "--origin-asn", "origin_asns", multiple=True, type=int, help="Keep routes originated by these ASes."
+    "--origin-asn", "origin_asns", multiple=True, type=ASN, help="Keep routes originated by these ASes."
 )
 @click.option(
     "--type",

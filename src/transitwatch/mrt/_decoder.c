@@ -1803,12 +1803,16 @@ static int do_bgp_legacy(Decoder *D, const uint8_t *b, size_t len, uint32_t ts, 
 #define MAX_RECORD (16u << 20)
 #define MAX_MSG_RECORD 70000u
 
+/* Types a collector's file can hold. The deprecated types 0-4 and 6-10 of RFC 6396 are left out:
+ * no archive uses them, and "00 00 .." inside a damaged record would too often pass for them. */
 static int type_known(int t) {
-    return (t >= 0 && t <= 13) || t == 16 || t == 17 || t == 32 || t == 33 || t == 48 || t == 49;
+    return t == 5 || t == 11 || t == 12 || t == 13 || t == 16 || t == 17 || t == 32 || t == 33 || t == 48 ||
+           t == 49;
 }
 
 /* Does a header look like an MRT record this stream could hold? */
-static int plausible(Decoder *D, const uint8_t *h, int check_ts) {
+/* With check_ts, the header's time must lie within a day before and a week after ref_ts. */
+static int plausible(Decoder *D, const uint8_t *h, int check_ts, uint32_t ref_ts) {
     uint32_t ts = rd32(h), len = rd32(h + 8);
     int t = rd16(h + 4), st = rd16(h + 6);
     if (!type_known(t)) return 0;
@@ -1830,8 +1834,8 @@ static int plausible(Decoder *D, const uint8_t *h, int check_ts) {
     default:
         if (len == 0) return 0;
     }
-    if (check_ts && D->have_last_ts) {
-        int64_t d = (int64_t)ts - (int64_t)D->last_ts;
+    if (check_ts) {
+        int64_t d = (int64_t)ts - (int64_t)ref_ts;
         if (d < -86400 || d > 7 * 86400) return 0;
     }
     return 1;
@@ -1915,10 +1919,10 @@ static Py_ssize_t run(Decoder *D, const uint8_t *buf, Py_ssize_t size, Py_ssize_
             int found = 0;
             for (; p + 12 <= size; p++) {
                 const uint8_t *h = buf + p;
-                if (!plausible(D, h, 1)) continue;
+                if (!plausible(D, h, D->have_last_ts, D->last_ts)) continue;
                 Py_ssize_t end = p + 12 + (Py_ssize_t)rd32(h + 8);
                 if (end + 12 <= size) {
-                    if (plausible(D, buf + end, 1)) {
+                    if (plausible(D, buf + end, 1, rd32(h))) {
                         found = 1;
                         break;
                     }
@@ -1972,7 +1976,7 @@ static Py_ssize_t run(Decoder *D, const uint8_t *buf, Py_ssize_t size, Py_ssize_
         D->rec_off = base + pos;
         D->rec_type = t;
         D->rec_subtype = st;
-        if (!plausible(D, h, 0)) {
+        if (!plausible(D, h, 0, 0)) {
             D->damaged++;
             D->resyncing = 1;
             D->damage_start = base + pos;
@@ -1986,14 +1990,17 @@ static Py_ssize_t run(Decoder *D, const uint8_t *buf, Py_ssize_t size, Py_ssize_
         Py_ssize_t total = 12 + (Py_ssize_t)len;
         if (avail < total) {
             if (!eof) return pos;
+            /* a cut-off last record, or a length field damaged upwards: look for intact records
+             * after it before giving up on the rest of the stream */
             D->damaged++;
-            D->skipped_bytes += avail;
-            D->pending_skip = avail;
-            add_issue(D, base + pos, SEV_DAMAGED, t, st,
-                      "truncated record: its header declares %u bytes, the stream ends after %lld", len,
-                      (long long)(avail - 12));
-            D->done = 1;
-            return size;
+            D->resyncing = 1;
+            D->damage_start = base + pos;
+            D->damage_type = t;
+            D->damage_subtype = st;
+            snprintf(D->damage_reason, sizeof D->damage_reason,
+                     "record declares %u bytes but the stream ends after %lld", len, (long long)(avail - 12));
+            pos += 1;
+            continue;
         }
         int next_ok;
         if (avail == total)
@@ -2001,7 +2008,7 @@ static Py_ssize_t run(Decoder *D, const uint8_t *buf, Py_ssize_t size, Py_ssize_
         else if (avail < total + 12)
             next_ok = eof ? 1 : -1; /* a truncated header follows: reported on its own */
         else
-            next_ok = plausible(D, buf + pos + total, 0);
+            next_ok = plausible(D, buf + pos + total, 0, 0);
         if (next_ok < 0) return pos; /* need the next header to judge this record */
         mark_t mk;
         mark_take(D, &mk);

@@ -68,6 +68,12 @@ class ElementWriter:
             self.rows += batch.num_rows
 
     def close(self) -> None:
+        if self.fmt == "parquet" and self._pq is None:  # no rows: still a valid, empty Parquet file
+            import pyarrow.parquet as pq
+
+            from transitwatch.mrt.schema import SCHEMA
+
+            self._pq = pq.ParquetWriter(self.out, self._schema or SCHEMA, compression="zstd")
         if self._pq is not None:
             self._pq.close()
             self._pq = None

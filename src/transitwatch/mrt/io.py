@@ -33,9 +33,9 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def _raw_file_chunks(path: str | os.PathLike[str]) -> Iterator[bytes]:
+def _raw_file_chunks(path: str | os.PathLike[str], size: int = CHUNK) -> Iterator[bytes]:
     with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
+        while chunk := fh.read(size):
             yield chunk
 
 
@@ -44,7 +44,7 @@ def _raw_http_chunks(url: str, timeout: float = 60.0) -> Iterator[bytes]:
 
     with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
         resp.raise_for_status()
-        yield from resp.iter_raw(CHUNK)
+        yield from resp.iter_raw()  # as it arrives: a cut connection keeps what came
 
 
 def _gunzip(raw: Iterator[bytes]) -> Iterator[bytes]:
@@ -152,8 +152,15 @@ def open_chunks(source: str | os.PathLike[str], *, parallel_bz2: bool = True) ->
     if magic.startswith(GZIP_MAGIC):
         return _gunzip(raw)
     if magic.startswith(BZIP2_MAGIC):
-        return _bunzip(raw)
+        return _bunzip(_rechunk(raw, 8 * 1024))
     return raw
+
+
+def _rechunk(raw: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """Smaller pieces for the sequential bzip2 decoder: a corrupt block then loses only itself."""
+    for chunk in raw:
+        for i in range(0, len(chunk), size):
+            yield chunk[i : i + size]
 
 
 def _has_indexed_bzip2() -> bool:
@@ -170,10 +177,23 @@ def _verified_bz2(path: str) -> Iterator[bytes]:
     if not _bz2_tail_ok(path):
         yield from _bunzip(_raw_file_chunks(path))
         return
+    given = 0
     try:
-        yield from _bunzip_parallel(path)
-    except _FallBack:
-        yield from _bunzip(_raw_file_chunks(path))
+        for chunk in _bunzip_parallel(path):
+            given += len(chunk)
+            yield chunk
+        return
+    except (_FallBack, TruncatedInput):
+        pass
+    # the parallel decoder failed (a corrupt block loses its whole read): decode sequentially in
+    # small steps from the start, skip what was already given, and stop at the bad block itself
+    skip = given
+    for chunk in _bunzip(_raw_file_chunks(path, 8 * 1024)):
+        if skip >= len(chunk):
+            skip -= len(chunk)
+            continue
+        yield chunk[skip:]
+        skip = 0
 
 
 _BZ2_EOS = 0x177245385090  # the 48-bit end-of-stream magic, not byte aligned
