@@ -63,21 +63,26 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path_factory.mktemp("dask")
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--no-dashboard"],
-            stdout=(logs / "scheduler.log").open("w"), stderr=subprocess.STDOUT, env=env,
-        )
-    ]  # fmt: skip
-    for i in range(2):
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--nworkers", "1",
-                 "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}", "--local-directory", str(logs)],
-                stdout=(logs / f"worker{i}.log").open("w"), stderr=subprocess.STDOUT, env=env,
-            )
-        )  # fmt: skip
+    scheduler = ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port)]
+    worker = [
+        "distributed.cli.dask_worker",
+        address,
+        "--nthreads",
+        "1",
+        "--nworkers",
+        "1",
+        "--host",
+        "127.0.0.1",
+    ]
+    commands = [(scheduler, "scheduler")]
+    commands += [
+        ([*worker, "--name", f"w{i}", "--local-directory", str(logs)], f"worker{i}") for i in range(2)
+    ]
+    procs = []
+    for args, name in commands:
+        log = (logs / f"{name}.log").open("w")
+        cmd = [sys.executable, "-m", *args, "--no-dashboard"]
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
     try:
         with distributed.Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
