@@ -106,6 +106,11 @@ def analysis_options(f: F) -> F:
         ),
         click.option("--offline", is_flag=True, help="Use only files already in the cache."),
         click.option("--quiet", "-q", is_flag=True, help="Report only damaged data and errors on stderr."),
+        click.option(
+            "--store",
+            metavar="FILE.duckdb",
+            help="Also write the results (events, series, state) into this store.",
+        ),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -129,6 +134,7 @@ class AnalysisRequest:
     cache: str | None
     offline: bool
     quiet: bool
+    store: str | None = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> AnalysisRequest:
@@ -158,6 +164,7 @@ class AnalysisRequest:
             params.get("cache"),
             params.get("offline", False),
             params.get("quiet", False),
+            params.get("store"),
         )
 
 

@@ -45,7 +45,9 @@ def demo(output: str, keep_archive: bool) -> None:
     """
     out = Path(output)
     if output == DEFAULT_OUTPUT:
-        click.echo(f"transitwatch demo: writing into ./{DEFAULT_OUTPUT} (--output DIR to choose another)", err=True)
+        click.echo(
+            f"transitwatch demo: writing into ./{DEFAULT_OUTPUT} (--output DIR to choose another)", err=True
+        )
     out.mkdir(parents=True, exist_ok=True)
     if keep_archive:
         _check_not_foreign(out)

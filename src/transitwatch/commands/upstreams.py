@@ -25,7 +25,7 @@ def run_analysis(ctx: click.Context, req: AnalysisRequest, bin_s: int = 300, **e
 
     reg = api.registry_for(req.target_spec, registry_dir(ctx, req.registry))
     rule = FullFeedRule(req.full_feed_ratio, req.full_feed_min_v4, req.full_feed_min_v6)
-    return api.upstreams(
+    result = api.upstreams(
         req.target_spec,
         req.archive,
         req.start,
@@ -43,6 +43,14 @@ def run_analysis(ctx: click.Context, req: AnalysisRequest, bin_s: int = 300, **e
         progress=None,  # bars only on a terminal
         **extra,
     )
+    if req.store:
+        from transitwatch.store import Store
+        from transitwatch.store.results import store_result
+
+        with Store(req.store) as store:
+            new = store_result(store, result.to_json(), source=ctx.info_name or "analysis")
+        click.echo(f"transitwatch: stored {len(new)} new events in {req.store}", err=True)
+    return result
 
 
 @click.command()

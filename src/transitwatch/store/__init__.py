@@ -1,0 +1,274 @@
+"""The store: events, per-target time series and current state in one DuckDB file.
+
+``watch``, ``replay`` and ``upstreams --store`` write it; ``serve`` and the Python API read it.
+Events are keyed by a stable id (target, type, subject, time), so writing the same event twice
+updates it instead of duplicating it, and every write is one transaction: a crash or ``kill -9``
+loses nothing that was committed and a restart that replays the same data adds nothing twice.
+Alerts already sent are recorded here too, so a restart does not send them again.
+
+One process writes at a time (DuckDB's rule); readers open the file read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+SCHEMA_VERSION = 1
+
+_DDL = [
+    """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS targets (
+        target VARCHAR PRIMARY KEY, info JSON, updated DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS events (
+        id VARCHAR PRIMARY KEY, target VARCHAR NOT NULL, type VARCHAR NOT NULL, subject VARCHAR,
+        time DOUBLE NOT NULL, data JSON NOT NULL, source VARCHAR, first_stored DOUBLE, updated DOUBLE)""",
+    """CREATE INDEX IF NOT EXISTS events_by_target_time ON events (target, time)""",
+    """CREATE TABLE IF NOT EXISTS series (
+        target VARCHAR NOT NULL, time DOUBLE NOT NULL, routes INTEGER, visible_prefixes INTEGER,
+        by_upstream JSON, PRIMARY KEY (target, time))""",
+    """CREATE TABLE IF NOT EXISTS state (
+        target VARCHAR NOT NULL, key VARCHAR NOT NULL, value JSON, updated DOUBLE,
+        PRIMARY KEY (target, key))""",
+    """CREATE TABLE IF NOT EXISTS alerts_sent (
+        event_id VARCHAR NOT NULL, channel VARCHAR NOT NULL, phase VARCHAR NOT NULL, sent DOUBLE,
+        PRIMARY KEY (event_id, channel, phase))""",
+]
+
+
+def event_subject(ev: dict[str, Any]) -> str:
+    """What an event is about, beyond its type and time: the upstream, the prefix and origin, ..."""
+    kind = ev.get("type", "")
+    if kind.startswith("upstream_"):
+        return f"AS{ev.get('upstream')}"
+    if kind.startswith("outage_"):
+        return ""
+    parts = [str(ev.get("prefix", ""))]
+    if "suspect_origin" in ev:
+        parts.append(f"AS{ev['suspect_origin']}")
+    return " ".join(p for p in parts if p)
+
+
+def event_time(ev: dict[str, Any]) -> float:
+    t = ev["time"]
+    if isinstance(t, (int, float)):
+        return float(t)
+    return datetime.fromisoformat(str(t).replace("Z", "+00:00")).timestamp()
+
+
+def event_id(ev: dict[str, Any]) -> str:
+    """Stable id: the same event from replay, live watch or a rerun gets the same id."""
+    key = f"{ev.get('target', '')}|{ev['type']}|{event_subject(ev)}|{event_time(ev):.6f}"
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+class Store:
+    """A DuckDB file of events, series and state. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.read_only = read_only
+        if read_only and not os.path.exists(self.path):
+            raise FileNotFoundError(f"no store at {self.path}")
+        self._con = duckdb.connect(self.path, read_only=read_only)
+        self._lock = threading.Lock()  # one connection; serialise the threads that share it
+        if not read_only:
+            with self._tx() as con:
+                for ddl in _DDL:
+                    con.execute(ddl)
+                con.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                    [str(SCHEMA_VERSION)],
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                yield self._con
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            self._con.execute("COMMIT")
+
+    def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._con.execute(sql, params or []).fetchall()
+
+    # ---- targets -----------------------------------------------------------------------------
+    def upsert_target(self, target: str, info: dict[str, Any], now: float) -> None:
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO targets VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET info = excluded.info, "
+                "updated = excluded.updated",
+                [target, json.dumps(info), now],
+            )
+
+    def targets(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT target, info, updated FROM targets ORDER BY target")
+        return [{"target": t, **json.loads(info or "{}"), "updated": u} for t, info, u in rows]
+
+    def target(self, target: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT info, updated FROM targets WHERE target = ?", [target])
+        return {"target": target, **json.loads(rows[0][0] or "{}"), "updated": rows[0][1]} if rows else None
+
+    # ---- events ------------------------------------------------------------------------------
+    def upsert_events(self, events: Iterable[dict[str, Any]], source: str, now: float) -> list[str]:
+        """Store events (insert or update by id); returns the ids that were new."""
+        new: list[str] = []
+        with self._tx() as con:
+            for ev in events:
+                eid = event_id(ev)
+                exists = con.execute("SELECT 1 FROM events WHERE id = ?", [eid]).fetchone()
+                data = json.dumps({**ev, "id": eid}, sort_keys=True)
+                if exists:
+                    con.execute("UPDATE events SET data = ?, updated = ? WHERE id = ?", [data, now, eid])
+                else:
+                    con.execute(
+                        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            eid,
+                            ev.get("target", ""),
+                            ev["type"],
+                            event_subject(ev),
+                            event_time(ev),
+                            data,
+                            source,
+                            now,
+                            now,
+                        ],
+                    )
+                    new.append(eid)
+        return new
+
+    def events(
+        self,
+        target: str | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        types: list[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        where, params = self._event_filter(target, since, until, types)
+        rows = self._query(
+            f"SELECT data FROM events {where} ORDER BY time, type, id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def count_events(
+        self,
+        target: str | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        types: list[str] | None = None,
+    ) -> int:
+        where, params = self._event_filter(target, since, until, types)
+        return int(self._query(f"SELECT count(*) FROM events {where}", params)[0][0])
+
+    @staticmethod
+    def _event_filter(
+        target: str | None, since: float | None, until: float | None, types: list[str] | None
+    ) -> tuple[str, list[Any]]:
+        conds, params = [], []
+        if target is not None:
+            conds.append("target = ?")
+            params.append(target)
+        if since is not None:
+            conds.append("time >= ?")
+            params.append(since)
+        if until is not None:
+            conds.append("time < ?")
+            params.append(until)
+        if types:
+            conds.append("type IN (" + ", ".join("?" for _ in types) + ")")
+            params.extend(types)
+        return ("WHERE " + " AND ".join(conds)) if conds else "", params
+
+    def event(self, eid: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT data FROM events WHERE id = ?", [eid])
+        return json.loads(rows[0][0]) if rows else None
+
+    # ---- series and state ---------------------------------------------------------------------
+    def write_series(self, target: str, points: Iterable[dict[str, Any]]) -> None:
+        with self._tx() as con:
+            for p in points:
+                con.execute(
+                    "INSERT INTO series VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, time) DO UPDATE SET "
+                    "routes = excluded.routes, visible_prefixes = excluded.visible_prefixes, "
+                    "by_upstream = excluded.by_upstream",
+                    [target, event_time(p), p["routes"], p["visible_prefixes"], json.dumps(p["by_upstream"])],
+                )
+
+    def series(
+        self, target: str, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        conds, params = ["target = ?"], [target]
+        if since is not None:
+            conds.append("time >= ?")
+            params.append(since)
+        if until is not None:
+            conds.append("time <= ?")
+            params.append(until)
+        rows = self._query(
+            f"SELECT time, routes, visible_prefixes, by_upstream FROM series WHERE {' AND '.join(conds)} ORDER BY time",
+            params,
+        )
+        return [
+            {"time": t, "routes": r, "visible_prefixes": v, "by_upstream": json.loads(b or "{}")}
+            for t, r, v, b in rows
+        ]
+
+    def set_state(self, target: str, key: str, value: Any, now: float) -> None:
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO state VALUES (?, ?, ?, ?) ON CONFLICT (target, key) DO UPDATE SET value = excluded.value, "
+                "updated = excluded.updated",
+                [target, key, json.dumps(value), now],
+            )
+
+    def state(self, target: str, key: str) -> Any:
+        rows = self._query("SELECT value FROM state WHERE target = ? AND key = ?", [target, key])
+        return json.loads(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    # ---- alerts -------------------------------------------------------------------------------
+    def alert_sent(self, eid: str, channel: str, phase: str) -> bool:
+        return bool(
+            self._query(
+                "SELECT 1 FROM alerts_sent WHERE event_id = ? AND channel = ? AND phase = ?",
+                [eid, channel, phase],
+            )
+        )
+
+    def mark_alert_sent(self, eid: str, channel: str, phase: str, now: float) -> bool:
+        """Record a sent alert; False if it was already recorded (so it must not be sent again)."""
+        with self._tx() as con:
+            if con.execute(
+                "SELECT 1 FROM alerts_sent WHERE event_id = ? AND channel = ? AND phase = ?",
+                [eid, channel, phase],
+            ).fetchone():
+                return False
+            con.execute("INSERT INTO alerts_sent VALUES (?, ?, ?, ?)", [eid, channel, phase, now])
+            return True
