@@ -192,7 +192,8 @@ class Store:
     def _event_filter(
         target: str | None, since: float | None, until: float | None, types: list[str] | None
     ) -> tuple[str, list[Any]]:
-        conds, params = [], []
+        conds: list[str] = []
+        params: list[Any] = []
         if target is not None:
             conds.append("target = ?")
             params.append(target)
@@ -225,7 +226,8 @@ class Store:
     def series(
         self, target: str, since: float | None = None, until: float | None = None
     ) -> list[dict[str, Any]]:
-        conds, params = ["target = ?"], [target]
+        conds: list[str] = ["target = ?"]
+        params: list[Any] = [target]
         if since is not None:
             conds.append("time >= ?")
             params.append(since)
@@ -244,8 +246,8 @@ class Store:
     def set_state(self, target: str, key: str, value: Any, now: float) -> None:
         with self._tx() as con:
             con.execute(
-                "INSERT INTO state VALUES (?, ?, ?, ?) ON CONFLICT (target, key) DO UPDATE SET value = excluded.value, "
-                "updated = excluded.updated",
+                "INSERT INTO state VALUES (?, ?, ?, ?) ON CONFLICT (target, key) DO UPDATE SET "
+                "value = excluded.value, updated = excluded.updated",
                 [target, key, json.dumps(value), now],
             )
 
