@@ -118,8 +118,8 @@ class Store:
     def upsert_target(self, target: str, info: dict[str, Any], now: float) -> None:
         with self._tx() as con:
             con.execute(
-                "INSERT INTO targets VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET info = excluded.info, "
-                "updated = excluded.updated",
+                "INSERT INTO targets VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET "
+                "info = excluded.info, updated = excluded.updated",
                 [target, json.dumps(info), now],
             )
 
@@ -234,8 +234,9 @@ class Store:
         if until is not None:
             conds.append("time <= ?")
             params.append(until)
+        where = " AND ".join(conds)
         rows = self._query(
-            f"SELECT time, routes, visible_prefixes, by_upstream FROM series WHERE {' AND '.join(conds)} ORDER BY time",
+            f"SELECT time, routes, visible_prefixes, by_upstream FROM series WHERE {where} ORDER BY time",
             params,
         )
         return [
