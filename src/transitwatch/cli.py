@@ -9,6 +9,7 @@ from transitwatch.commands.anomalies import anomalies
 from transitwatch.commands.dump import dump
 from transitwatch.commands.outages import outages
 from transitwatch.commands.upstreams import upstreams
+from transitwatch.commands.watch import check_config, replay, watch
 from transitwatch.commands.whatif import whatif
 from transitwatch.registry.cli import registry
 from transitwatch.sources.cli import files
@@ -33,6 +34,9 @@ main.add_command(anomalies)
 main.add_command(whatif)
 main.add_command(registry)
 main.add_command(files)
+main.add_command(watch)
+main.add_command(replay)
+main.add_command(check_config)
 
 
 if __name__ == "__main__":

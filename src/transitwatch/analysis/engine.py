@@ -19,6 +19,7 @@ from typing import Any
 from transitwatch.analysis.tracker import UpstreamTracker
 from transitwatch.detect.anomalies import AnomalyDetector, AnomalyRule
 from transitwatch.detect.outages import OutageDetector, OutageRule
+from transitwatch.detect.shares import ShareShiftDetector
 from transitwatch.routing.state import PeerKey, RouteState, Row
 from transitwatch.targets import Target, TargetSet
 from transitwatch.timeutil import iso
@@ -36,6 +37,7 @@ class Engine:
         min_peers: int = 3,
         outage_rule: OutageRule | None = None,
         anomaly_rule: AnomalyRule | None = None,
+        share_shift: float = 0.2,
     ) -> None:
         self.target = target
         self.full_feed = set(full_feed)
@@ -49,6 +51,7 @@ class Engine:
             self.targets,
             list(target.delegated) if target.has_registry else None,
         )
+        self.shares = ShareShiftDetector(share_shift, self.tracker)
         self.started = False
         self.last_time = start
 
@@ -97,6 +100,11 @@ class Engine:
                 d["country"] = names.as_country(ev.upstream)
             out.append(d)
         out.extend(self.outages.events())
+        for d in self.shares.events():
+            if names is not None:
+                d["name"] = names.as_name(d["upstream"])
+                d["country"] = names.as_country(d["upstream"])
+            out.append(d)
         out.extend(self.anomalies.events(names))
         for d in out:
             d["target"] = self.target.spec

@@ -44,6 +44,7 @@ class UpstreamOptions:
     anomaly: AnomalyRule | None = None  # None: AnomalyRule(min_peers)
     alpha: float = 0.1  # hegemony trimming
     spof_share: float = 0.9
+    share_shift: float = 0.2  # share_shift events: an upstream's share moved this much between series points
 
 
 @dataclass
@@ -231,6 +232,7 @@ def analyse_rows(
         min_peers=options.min_peers,
         outage_rule=options.outage,
         anomaly_rule=options.anomaly,
+        share_shift=options.share_shift,
     )
     for r in rows:
         for row in r.rib_rows:

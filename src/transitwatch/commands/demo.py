@@ -72,7 +72,8 @@ def _check_not_foreign(out: Path) -> None:
         folder = out / name
         if folder.exists() and any(folder.iterdir()) and not ours:
             raise click.ClickException(
-                f"{folder} exists and was not written by the demo: choose another --output, or --no-keep-archive"
+                f"{folder} exists and was not written by the demo: "
+                "choose another --output, or --no-keep-archive"
             )
 
 
@@ -106,8 +107,8 @@ def _run(out: Path, world_dir: Path) -> None:
         click.echo(f"wrote {path}", err=True)
     if world_dir == out:
         click.echo(
-            f"replay archive in {world.archive}, registry files in {world.registry}; try: transitwatch outages KP "
-            f"--archive {world.archive} --registry {world.registry} --from {data['window']['from']} "
-            f"--to {data['window']['to']}",
+            f"replay archive in {world.archive}, registry files in {world.registry}; try: "
+            f"transitwatch outages KP --archive {world.archive} --registry {world.registry} "
+            f"--from {data['window']['from']} --to {data['window']['to']}",
             err=True,
         )

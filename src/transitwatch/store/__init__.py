@@ -38,6 +38,9 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS state (
         target VARCHAR NOT NULL, key VARCHAR NOT NULL, value JSON, updated DOUBLE,
         PRIMARY KEY (target, key))""",
+    """CREATE TABLE IF NOT EXISTS journal (
+        seq BIGINT PRIMARY KEY, time DOUBLE NOT NULL, collector VARCHAR, peer_address VARCHAR, peer_asn UBIGINT,
+        type VARCHAR, prefix VARCHAR, as_path VARCHAR, origin_asn UBIGINT, new_state INTEGER)""",
     """CREATE TABLE IF NOT EXISTS alerts_sent (
         event_id VARCHAR NOT NULL, channel VARCHAR NOT NULL, phase VARCHAR NOT NULL, sent DOUBLE,
         PRIMARY KEY (event_id, channel, phase))""",
@@ -47,10 +50,12 @@ _DDL = [
 def event_subject(ev: dict[str, Any]) -> str:
     """What an event is about, beyond its type and time: the upstream, the prefix and origin, ..."""
     kind = ev.get("type", "")
-    if kind.startswith("upstream_"):
-        return f"AS{ev.get('upstream')}"
+    if "upstream" in ev:  # upstream_added/lost, share_shift
+        return f"AS{ev['upstream']}"
     if kind.startswith("outage_"):
         return ""
+    if kind == "data_gap":
+        return f"until {ev.get('end')}"
     parts = [str(ev.get("prefix", ""))]
     if "suspect_origin" in ev:
         parts.append(f"AS{ev['suspect_origin']}")
@@ -255,6 +260,56 @@ class Store:
     def state(self, target: str, key: str) -> Any:
         rows = self._query("SELECT value FROM state WHERE target = ? AND key = ?", [target, key])
         return json.loads(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    # ---- journal ------------------------------------------------------------------------------
+    def append_journal(self, rows: list[Any]) -> None:
+        """Append the rows a watcher applied (routing.state.Row tuples), in order, in one transaction."""
+        if not rows:
+            return
+        import pyarrow as pa
+
+        with self._tx() as con:
+            last = con.execute("SELECT coalesce(max(seq), 0) FROM journal").fetchall()
+            first = int(last[0][0]) + 1
+            cols = list(zip(*rows, strict=True))
+            batch = pa.table(
+                {
+                    "seq": pa.array(range(first, first + len(rows)), pa.int64()),
+                    "time": pa.array(cols[0], pa.float64()),
+                    "collector": pa.array(cols[1], pa.string()),
+                    "peer_address": pa.array(cols[2], pa.string()),
+                    "peer_asn": pa.array(cols[3], pa.uint64()),
+                    "type": pa.array(cols[4], pa.string()),
+                    "prefix": pa.array(cols[5], pa.string()),
+                    "as_path": pa.array(cols[6], pa.string()),
+                    "origin_asn": pa.array(cols[7], pa.uint64()),
+                    "new_state": pa.array(cols[8], pa.int32()),
+                }
+            )
+            con.register("journal_batch", batch)
+            try:
+                con.execute("INSERT INTO journal SELECT * FROM journal_batch")
+            finally:
+                con.unregister("journal_batch")
+
+    def journal_rows(self, since: float | None = None) -> list[Any]:
+        """The journaled rows in the order they were applied."""
+        from transitwatch.routing.state import Row
+
+        where, params = ("WHERE time >= ?", [since]) if since is not None else ("", [])
+        rows = self._query(
+            "SELECT time, collector, peer_address, peer_asn, type, prefix, as_path, origin_asn, new_state "
+            f"FROM journal {where} ORDER BY seq",
+            params,
+        )
+        return [Row(*r) for r in rows]
+
+    def clear_journal(self) -> None:
+        with self._tx() as con:
+            con.execute("DELETE FROM journal")
+
+    def journal_size(self) -> int:
+        return int(self._query("SELECT count(*) FROM journal")[0][0])
 
     # ---- alerts -------------------------------------------------------------------------------
     def alert_sent(self, eid: str, channel: str, phase: str) -> bool:

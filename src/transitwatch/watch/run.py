@@ -1,0 +1,239 @@
+"""Running a watcher: bootstrap from archives, then RIS Live (``watch``) or update files (``replay``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from transitwatch.analysis.feed import CollectorRows, merge_updates, read_collector
+from transitwatch.model import Element
+from transitwatch.routing.state import Row
+from transitwatch.store import Store
+from transitwatch.targets import Target
+from transitwatch.timeutil import iso, parse_time
+from transitwatch.watch.config import TargetConfig, WatchConfig
+from transitwatch.watch.watcher import Watcher, row_from_element
+
+logger = logging.getLogger("transitwatch.watch")
+
+FLUSH_ROWS = 20_000  # flush at least this often in rows, whatever the time
+
+
+def load_registry_for(config: WatchConfig) -> Any:
+    """The registry: required when a target is a country, else optional (AS names only)."""
+    from transitwatch import api
+    from transitwatch.targets import parse_target_spec
+
+    specs = [c.target for c in config.targets]
+    country = next((s for s in specs if parse_target_spec(s).countries), specs[0])
+    return api.registry_for(country, config.registry)
+
+
+def resolve_targets(config: WatchConfig, registry: Any) -> list[tuple[TargetConfig, Target]]:
+    from transitwatch.targets import Target as T
+
+    return [(c, T.resolve(c.target, registry)) for c in config.targets]
+
+
+def union_target(targets: list[tuple[TargetConfig, Target]]) -> Target:
+    """One target covering all of them, so archives are read once for every target."""
+    asns: set[int] = set()
+    explicit: list[Any] = []
+    delegated: list[Any] = []
+    for _c, t in targets:
+        asns |= t.asns
+        explicit.extend(t.explicit_prefixes)
+        delegated.extend(t.delegated)
+    return Target(
+        "+".join(c.label for c, _ in targets),
+        (),
+        frozenset(asns),
+        tuple(dict.fromkeys(explicit)),
+        tuple(dict.fromkeys(delegated)),
+        any(t.has_registry for _c, t in targets),
+    )
+
+
+def read_archive(
+    config: WatchConfig, archive: str, target: Target, start: int, end: int, collectors: list[str] | None = None
+) -> tuple[list[CollectorRows], list[dict[str, Any]]]:
+    """The collectors' RIB at or before ``start`` and their update rows before ``end``, plus gaps."""
+    from transitwatch import api
+
+    inputs, gaps = api.plan_inputs(
+        archive, collectors or config.bootstrap.collectors, start, end, cache=config.bootstrap.cache
+    )
+    rows = [read_collector(ci, target, end) for ci in inputs]
+    return rows, gaps
+
+
+def _gap_event(g: dict[str, Any]) -> tuple[float, float, str]:
+    return parse_time(g["start"]), parse_time(g["end"]), f"{g['collector']} {g['kind']} {g['reason']}"
+
+
+def open_watcher(config: WatchConfig, *, clock: Callable[[], float] = time.time) -> tuple[Watcher, Store, Target]:
+    registry = load_registry_for(config)
+    targets = resolve_targets(config, registry)
+    store = Store(config.storage)
+    watcher = Watcher(config, store, targets, names=registry, clock=clock)
+    return watcher, store, union_target(targets)
+
+
+# ---- replay ---------------------------------------------------------------------------------------
+def replay(
+    config: WatchConfig,
+    archive: str,
+    start: int,
+    end: int,
+    *,
+    speed: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+    on_events: Callable[[list[dict[str, Any]], float], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Feed the archive's update files for [start, end) through the live code path; return the events.
+
+    ``speed`` paces the rows by their timestamps (60: an hour of data per minute; 0: as fast as
+    possible). The store's journal is reset: a replay recomputes everything from the archive.
+    """
+    watcher, store, union = open_watcher(config, clock=clock)
+    watcher.on_events = on_events
+    try:
+        store.clear_journal()
+        rows, gaps = read_archive(config, archive, union, start, end)
+        watcher.bootstrap(rows, start)
+        for g in gaps:
+            watcher.gap(*_gap_event(g))
+        t_wall = clock()
+        pending: list[Row] = []
+        last_flush = clock()
+        for row in merge_updates(rows):
+            if row.time < start:
+                continue
+            if speed > 0:
+                due = t_wall + (row.time - start) / speed
+                wait = due - clock()
+                if wait > 0:
+                    if pending:
+                        watcher.process(pending)
+                        pending = []
+                    sleep(wait)
+            pending.append(row)
+            if len(pending) >= FLUSH_ROWS or clock() - last_flush >= config.flush_interval:
+                watcher.process(pending)
+                pending = []
+                watcher.flush()
+                last_flush = clock()
+        watcher.process(pending)
+        watcher.last_time = max(watcher.last_time or start, float(end))
+        watcher.flush()
+        return watcher.events()
+    finally:
+        store.close()
+
+
+# ---- live ------------------------------------------------------------------------------------------
+def stream_subscriptions(watcher: Watcher, union: Target) -> list[dict[str, Any]]:
+    from transitwatch.sources.rislive import subscriptions_for
+
+    prefixes: set[str] = {str(n) for n in union.explicit_prefixes} | {str(n) for n in union.delegated}
+    for wt in watcher.targets:
+        if wt.engine is not None:
+            prefixes |= set(wt.engine.targets.prefixes)
+    # more-specifics of a delegated block arrive through its subscription: drop covered prefixes
+    return subscriptions_for(prefixes=sorted(_outermost(prefixes)), origin_asns=sorted(union.asns))
+
+
+def _outermost(prefixes: set[str]) -> set[str]:
+    import ipaddress
+
+    nets = sorted((ipaddress.ip_network(p, strict=False) for p in prefixes), key=lambda n: (n.version, n.prefixlen))
+    kept: list[Any] = []
+    for n in nets:
+        if not any(n.version == k.version and n.subnet_of(k) for k in kept):
+            kept.append(n)
+    return {str(n) for n in kept}
+
+
+async def watch(
+    config: WatchConfig,
+    *,
+    clock: Callable[[], float] = time.time,
+    stop: asyncio.Event | None = None,
+    on_events: Callable[[list[dict[str, Any]], float], None] | None = None,
+    client_options: dict[str, Any] | None = None,
+    ready: Callable[[], Awaitable[None] | None] | None = None,
+) -> Watcher:
+    """Bootstrap, restore the journal, then follow RIS Live until ``stop`` is set."""
+    from transitwatch.sources.rislive import Gap, Lag, RisLiveClient
+
+    watcher, store, union = open_watcher(config, clock=clock)
+    watcher.on_events = on_events
+    try:
+        at = parse_time(config.bootstrap.at) if config.bootstrap.at else int(clock())
+        rows, gaps = read_archive(config, config.bootstrap.archive, union, at, at + 1)
+        watcher.bootstrap(rows, at)
+        for g in gaps:
+            watcher.gap(*_gap_event(g))
+        restored = watcher.restore()
+        resume_from = watcher.last_time if restored else float(at)
+        watcher.flush()
+        subs = stream_subscriptions(watcher, union)
+        options = {"stale_after": config.stream.stale_after, "max_message_bytes": config.stream.max_message_bytes,
+                   "out_of_order_tolerance": config.stream.out_of_order_tolerance, "clock": clock}  # fmt: skip
+        options.update(client_options or {})
+        pending: list[Row] = []
+        last_flush = clock()
+        first_message = True
+        client = RisLiveClient(config.stream.url, subs, **options)
+        if ready is not None:
+            res = ready()
+            if res is not None:
+                await res
+        async with client:
+            iterator = client.__aiter__()
+            while stop is None or not stop.is_set():
+                try:
+                    ev = await asyncio.wait_for(iterator.__anext__(), timeout=config.flush_interval)
+                except TimeoutError:
+                    ev = None
+                except StopAsyncIteration:
+                    break
+                if isinstance(ev, Element):
+                    row = row_from_element(ev)
+                    if first_message and resume_from is not None and row.time > resume_from + 1:
+                        # nothing was received between the last row applied and this one
+                        watcher.gap(resume_from, row.time, "restart" if restored else "stream start")
+                    first_message = False
+                    pending.append(row)
+                elif isinstance(ev, Gap):
+                    watcher.gap(ev.start, ev.end, ev.reason)
+                elif isinstance(ev, Lag):
+                    store.set_state("", "stream_lag", {"seconds": ev.seconds, "at": clock()}, clock())
+                if pending and (len(pending) >= FLUSH_ROWS or clock() - last_flush >= config.flush_interval):
+                    pending.sort(key=lambda r: r.time)
+                    watcher.process(pending)
+                    pending = []
+                    watcher.flush()
+                    last_flush = clock()
+                elif ev is None and clock() - last_flush >= config.flush_interval:
+                    watcher.flush()
+                    last_flush = clock()
+        pending.sort(key=lambda r: r.time)
+        watcher.process(pending)
+        watcher.flush()
+        return watcher
+    finally:
+        store.close()
+
+
+def iter_events(store_path: str, target: str | None = None) -> Iterator[dict[str, Any]]:
+    with Store(store_path, read_only=True) as store:
+        yield from store.events(target, limit=10_000_000)
+
+
+def describe_position(watcher: Watcher) -> str:
+    return f"{watcher.rows_applied} rows applied, data time {iso(watcher.last_time)}"
