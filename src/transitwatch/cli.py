@@ -6,6 +6,7 @@ import click
 
 from transitwatch import __version__
 from transitwatch.commands.anomalies import anomalies
+from transitwatch.commands.demo import demo
 from transitwatch.commands.dump import dump
 from transitwatch.commands.outages import outages
 from transitwatch.commands.upstreams import upstreams
@@ -27,6 +28,7 @@ def main(ctx: click.Context, registry_dir: str | None) -> None:
     ctx.obj["registry"] = registry_dir
 
 
+main.add_command(demo)
 main.add_command(dump)
 main.add_command(upstreams)
 main.add_command(outages)

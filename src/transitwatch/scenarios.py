@@ -333,7 +333,7 @@ class _BackgroundRoute:
     prepend: int
 
 
-Path_ = tuple[int, ...]
+_AsPath = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -343,7 +343,7 @@ class _Update:
     collector: str
     peer: int
     prefix: str
-    path: Path_ | None  # None: withdrawn
+    path: _AsPath | None  # None: withdrawn
 
 
 @dataclass
@@ -399,9 +399,12 @@ class _World:
         for c in spec.collectors:
             full = self.full_peers(c.name)
             for u in spec.upstreams:
-                ranked = sorted(full, key=lambda pe, u=u: _h(spec.seed, "likes", pe.collector, pe.ip, u.asn))
-                for pe in ranked[: math.ceil(round(u.preference * len(full), 9))]:
+                for pe in self._ranked(full, "likes", u.asn)[: math.ceil(round(u.preference * len(full), 9))]:
                     self.likes.add((c.name, pe.index, u.asn))
+
+    def _ranked(self, peers: list[_Peer], *why: object) -> list[_Peer]:
+        """Peers in a fixed pseudo-random order that depends on the seed and on ``why``."""
+        return sorted(peers, key=lambda pe: _h(self.spec.seed, *why, pe.collector, pe.ip))
 
     def full_peers(self, collector: str) -> list[_Peer]:
         return [pe for pe in self.peers[collector] if not pe.partial]
@@ -433,7 +436,7 @@ class _World:
 
         def add(prefix: str, prepend: int) -> None:
             net = ipaddress.ip_network(prefix)
-            if prefix in used or any(net.overlaps(a) for a in avoid):  # type: ignore[arg-type]
+            if prefix in used or any(net.overlaps(a) for a in avoid):
                 return
             used.add(prefix)
             o = rng.choice(origins)
@@ -451,7 +454,7 @@ class _World:
             add(str(ipaddress.IPv6Network(f"{addr6}/{length}", strict=False)), 1)
         return sorted(routes, key=lambda r: _net_key(r.prefix))
 
-    def background_path(self, pe: _Peer, route: _BackgroundRoute, variant: int = 0) -> Path_:
+    def background_path(self, pe: _Peer, route: _BackgroundRoute, variant: int = 0) -> _AsPath:
         top, body = route.chain[-1], list(reversed(route.chain[1:-1]))
         if pe.asn == top:
             path = [pe.asn, *body]
@@ -476,7 +479,7 @@ class _World:
             path.append(upstream)
         return path
 
-    def target_path(self, pe: _Peer, prefix: str, carriers: set[int]) -> Path_ | None:
+    def target_path(self, pe: _Peer, prefix: str, carriers: set[int]) -> _AsPath | None:
         if not carriers:
             return None
         # a peer takes an upstream it prefers; otherwise the least preferred one (the incumbent)
@@ -487,24 +490,22 @@ class _World:
         reps = 3 if pe.asn in self.spec.origin_prepend_peers else 1
         return (*self._via(pe, u), *[self.origin_of[prefix]] * reps)
 
-    def announce_path(self, pe: _Peer, a: Announce) -> Path_:
+    def announce_path(self, pe: _Peer, a: Announce) -> _AsPath:
         return (*self._via(pe, a.upstream), a.origin)
 
     def announce_peers(self, a: Announce) -> frozenset[tuple[str, int]]:
         chosen: set[tuple[str, int]] = set()
         for c in self.spec.collectors:
             full = [pe for pe in self.full_peers(c.name) if self.sees(pe, a.prefix)]
-            ranked = sorted(
-                full, key=lambda pe: _h(self.spec.seed, "announce", pe.collector, pe.ip, a.prefix, a.origin)
-            )
+            ranked = self._ranked(full, "announce", a.prefix, a.origin)
             k = max(1, math.ceil(round(a.fraction * len(full), 9)))
             chosen |= {(pe.collector, pe.index) for pe in ranked[:k]}
         return frozenset(chosen)
 
     # ---- simulation ----------------------------------------------------------------------------
-    def initial_state(self) -> dict[tuple[str, int, str], tuple[Path_, int]]:
+    def initial_state(self) -> dict[tuple[str, int, str], tuple[_AsPath, int]]:
         """(collector, peer, prefix) -> (path, originated) at the start."""
-        state: dict[tuple[str, int, str], tuple[Path_, int]] = {}
+        state: dict[tuple[str, int, str], tuple[_AsPath, int]] = {}
         born = self.t0 - 3600
         carriers = {p: set(self.spec.initial_carriers.get(p, ())) for p in self.spec.target.prefixes}
         for c in self.spec.collectors:
@@ -521,13 +522,15 @@ class _World:
         return state
 
     def timeline_updates(
-        self, state: Mapping[tuple[str, int, str], tuple[Path_, int]]
+        self, state: Mapping[tuple[str, int, str], tuple[_AsPath, int]]
     ) -> tuple[list[_Update], list[_ActionLog]]:
         spec = self.spec
         carriers = {p: set(spec.initial_carriers.get(p, ())) for p in spec.target.prefixes}
         down: set[str] = set()
         announced: dict[str, list[tuple[Announce, frozenset[tuple[str, int]]]]] = defaultdict(list)
-        intended = {k: v[0] for k, v in state.items() if k[2] in carriers}
+        intended: dict[tuple[str, int, str], _AsPath | None] = {
+            k: v[0] for k, v in state.items() if k[2] in carriers
+        }
         last_emit: dict[tuple[str, int, str], int] = {}
         updates: list[_Update] = []
         logs: list[_ActionLog] = []
@@ -560,7 +563,7 @@ class _World:
                     raise ValueError(f"withdraw at {a.at}: {a.prefix} is not announced by AS{a.origin} then")
                 del active[match[-1]]
                 touched = [a.prefix]
-            changed: list[tuple[_Peer, str, Path_ | None]] = []
+            changed: list[tuple[_Peer, str, _AsPath | None]] = []
             for pe in self.all_full_peers():
                 for p in touched:
                     if not self.sees(pe, p):
@@ -568,7 +571,7 @@ class _World:
                     new = self._route(pe, p, carriers.get(p, set()) if p not in down else set(), announced[p])
                     key = (pe.collector, pe.index, p)
                     if new != intended.get(key):
-                        intended[key] = new  # type: ignore[assignment]
+                        intended[key] = new
                         changed.append((pe, p, new))
             log = _ActionLog(a)
             logs.append(log)
@@ -601,7 +604,7 @@ class _World:
         prefix: str,
         carriers: set[int],
         announced: list[tuple[Announce, frozenset[tuple[str, int]]]],
-    ) -> Path_ | None:
+    ) -> _AsPath | None:
         for a, peers in reversed(announced):
             if (pe.collector, pe.index) in peers:
                 return self.announce_path(pe, a)
@@ -659,8 +662,8 @@ class BuildResult:
     manifest: Path
     start: int
     end: int
-    files: int
-    updates: int
+    mrt_files: int
+    update_elements: int  # announced and withdrawn prefixes in all update files
     rib_entries: int
 
     def load_manifest(self) -> dict[str, Any]:
@@ -681,9 +684,9 @@ class _Attrs:
     """Attributes per (path, next hop), made once: the same few paths recur thousands of times."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[Path_, str], Attributes] = {}
+        self._cache: dict[tuple[_AsPath, str], Attributes] = {}
 
-    def get(self, path: Path_, next_hop: str) -> Attributes:
+    def get(self, path: _AsPath, next_hop: str) -> Attributes:
         key = (path, next_hop)
         a = self._cache.get(key)
         if a is None:
@@ -699,7 +702,7 @@ def _write_collector(
     world: _World,
     c: CollectorSpec,
     ci: int,
-    state: dict[tuple[str, int, str], tuple[Path_, int]],
+    state: dict[tuple[str, int, str], tuple[_AsPath, int]],
     updates: list[_Update],
     archive: Path,
     attrs: _Attrs,
@@ -716,6 +719,7 @@ def _write_collector(
     mrt_peers = [Peer(pe.ip, pe.asn, pe.bgp_id) for pe in peers]
     sessions = [Session(pe.ip, pe.asn, collector_id, local_as) for pe in peers]
     mine = {k: v for k, v in state.items() if k[0] == c.name}
+    # updates that propagation delays push past the window end fall outside the archive, as they would
     pending = sorted(
         (u for u in updates if u.collector == c.name and u.time < world.t1),
         key=lambda u: (u.time, u.peer, u.seq),
@@ -750,13 +754,13 @@ def _write_rib(
     path: Path,
     rel: str,
     t: int,
-    state: Mapping[tuple[str, int, str], tuple[Path_, int]],
+    state: Mapping[tuple[str, int, str], tuple[_AsPath, int]],
     peers: list[_Peer],
     mrt_peers: list[Peer],
     collector_id: str,
     attrs: _Attrs,
 ) -> dict[str, Any]:
-    by_prefix: dict[str, list[tuple[int, Path_, int]]] = defaultdict(list)
+    by_prefix: dict[str, list[tuple[int, _AsPath, int]]] = defaultdict(list)
     for (_c, idx, prefix), (p, born) in state.items():
         by_prefix[prefix].append((idx, p, born))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -817,9 +821,8 @@ def _write_registry(spec: ScenarioSpec, folder: Path, world: _World) -> list[str
         fam = [n for n in nets if n.version == version]
         for block in ipaddress.collapse_addresses(fam):  # type: ignore[type-var]
             value = block.num_addresses if version == 4 else block.prefixlen
-            records.append(
-                f"{tgt.rir}|{tgt.country}|ipv{version}|{block.network_address}|{value}|{tgt.registered}|assigned|{tgt.holder_id}"
-            )
+            fields = [tgt.rir, tgt.country, f"ipv{version}", block.network_address, value]
+            records.append("|".join(map(str, [*fields, tgt.registered, "assigned", tgt.holder_id])))
             counts[f"ipv{version}"] += 1
     lines = [f"2.3|{tgt.rir}|{day}|{len(records)}|19830613|{day}|+0000"]
     lines += [f"{tgt.rir}|*|{kind}|*|{n}|summary" for kind, n in counts.items()]
@@ -845,6 +848,7 @@ def build(spec: ScenarioSpec, out: str | os.PathLike[str], *, overwrite: bool = 
     ``out/archive`` and ``out/registry`` must not exist yet, or be empty, unless ``overwrite``:
     then they are replaced, so no file of an earlier build can linger among the new ones.
     """
+    world = _World(spec)  # checks the spec before anything is touched
     root = Path(out)
     archive, registry, manifest = root / "archive", root / "registry", root / "manifest.json"
     for folder in (archive, registry):
@@ -852,7 +856,6 @@ def build(spec: ScenarioSpec, out: str | os.PathLike[str], *, overwrite: bool = 
             if not overwrite:
                 raise FileExistsError(f"{folder} is not empty (pass overwrite=True to replace it)")
             shutil.rmtree(folder)
-    world = _World(spec)
     state = world.initial_state()
     timeline, logs = world.timeline_updates(state)
     updates = timeline + world.churn_updates(len(timeline))

@@ -27,7 +27,8 @@ STORY = (
     type=click.Path(file_okay=False),
     default=DEFAULT_OUTPUT,
     show_default=True,
-    help="Folder for the reports (./transitwatch-demo by default).",
+    metavar="DIR",
+    help="Folder for the reports, made if missing.",
 )
 @click.option(
     "--keep-archive/--no-keep-archive",

@@ -48,17 +48,31 @@ def check_config(ctx: click.Context, config: str) -> None:
 
 @click.command()
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--archive", required=True, metavar="DIR_OR_URL", help="Archive to replay (RouteViews/RIS layout).")
+@click.option(
+    "--archive", required=True, metavar="DIR_OR_URL", help="Archive to replay (RouteViews/RIS layout)."
+)
 @click.option("--from", "start", required=True, metavar="ISO")
 @click.option("--to", "end", required=True, metavar="ISO")
-@click.option("--speed", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="Pace by message timestamps, e.g. 60 = one hour of data per minute (0: as fast as possible).")
+@click.option(
+    "--speed",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Pace by message timestamps, e.g. 60 = one hour of data per minute (0: as fast as possible).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False))
 @click.pass_context
 @handle_errors
 def replay(
-    ctx: click.Context, config_path: str, archive: str, start: str, end: str, speed: float, fmt: str, output: str | None
+    ctx: click.Context,
+    config_path: str,
+    archive: str,
+    start: str,
+    end: str,
+    speed: float,
+    fmt: str,
+    output: str | None,
 ) -> None:
     """Feed MRT update files through exactly the code `watch` runs on RIS Live; store and print the events."""
     from transitwatch.watch.run import replay as run_replay
@@ -70,21 +84,24 @@ def replay(
     if t1 <= t0:
         raise click.BadParameter("--to must be after --from", param_hint="--to")
     dispatcher = _dispatcher(cfg)
-    events = run_replay(cfg, archive, t0, t1, speed=speed, on_events=dispatcher.process if dispatcher else None)
+    events = run_replay(
+        cfg, archive, t0, t1, speed=speed, on_events=dispatcher.process if dispatcher else None
+    )
     if dispatcher is not None:
         dispatcher.close()
     if fmt == "json":
         write_output(json.dumps(events, indent=1) + "\n", output)
         return
     from transitwatch.report.text import describe_event
-
     from transitwatch.store import Store
 
     with Store(cfg.storage, read_only=True) as store:
         n_full = {t["target"]: t.get("full_feed_peers") or 0 for t in store.targets()}
     lines = [f"{len(events)} events stored in {cfg.storage}"]
     for e in events:
-        lines.append(f"{e['time']}  {e['target']:<12} {e['type']:<16} {describe_event(e, n_full.get(e['target'], 0))}")
+        lines.append(
+            f"{e['time']}  {e['target']:<12} {e['type']:<16} {describe_event(e, n_full.get(e['target'], 0))}"
+        )
     write_output("\n".join(lines) + "\n", output)
 
 
@@ -99,7 +116,9 @@ def watch(ctx: click.Context, config_path: str, verbose: bool) -> None:
     crash from the store's journal, and reports every blind interval of the stream as a data gap."""
     from transitwatch.watch.run import watch as run_watch
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
+    )
     cfg = _load(ctx, config_path)
     dispatcher = _dispatcher(cfg)
 

@@ -100,6 +100,8 @@ class AnomalyDetector:
 
     # ---- changes ------------------------------------------------------------------------------
     def on_change(self, ch: RouteChange) -> None:
+        if ch.cause == "promoted":  # a watched route now counted as a target route: seen already
+            return
         p = ch.prefix
         if ch.old is not None and ch.old.origin is not None:
             c = self.origins_now[p]

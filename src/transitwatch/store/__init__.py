@@ -39,8 +39,9 @@ _DDL = [
         target VARCHAR NOT NULL, key VARCHAR NOT NULL, value JSON, updated DOUBLE,
         PRIMARY KEY (target, key))""",
     """CREATE TABLE IF NOT EXISTS journal (
-        seq BIGINT PRIMARY KEY, time DOUBLE NOT NULL, collector VARCHAR, peer_address VARCHAR, peer_asn UBIGINT,
-        type VARCHAR, prefix VARCHAR, as_path VARCHAR, origin_asn UBIGINT, new_state INTEGER)""",
+        seq BIGINT PRIMARY KEY, time DOUBLE NOT NULL, collector VARCHAR, peer_address VARCHAR,
+        peer_asn UBIGINT, type VARCHAR, prefix VARCHAR, as_path VARCHAR, origin_asn UBIGINT,
+        new_state INTEGER)""",
     """CREATE TABLE IF NOT EXISTS alerts_sent (
         event_id VARCHAR NOT NULL, channel VARCHAR NOT NULL, phase VARCHAR NOT NULL, sent DOUBLE,
         PRIMARY KEY (event_id, channel, phase))""",

@@ -33,7 +33,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-DETECTORS = ("upstream", "share_shift", "outage", "origin", "more_specific", "unexpected_space")
+Detector = Literal["upstream", "share_shift", "outage", "origin", "more_specific", "unexpected_space"]
+DETECTORS: tuple[Detector, ...] = (
+    "upstream",
+    "share_shift",
+    "outage",
+    "origin",
+    "more_specific",
+    "unexpected_space",
+)
 
 #: event types each detector produces
 DETECTOR_EVENTS: dict[str, tuple[str, ...]] = {
@@ -63,9 +71,7 @@ class OutageConfig(_Strict):
 class TargetConfig(_Strict):
     target: str = Field(description="a country code, AS numbers, prefixes (as for `upstreams`)")
     name: str | None = None
-    detectors: list[Literal["upstream", "share_shift", "outage", "origin", "more_specific", "unexpected_space"]] = (
-        Field(default_factory=lambda: list(DETECTORS))
-    )
+    detectors: list[Detector] = Field(default_factory=lambda: list(DETECTORS))
     min_peers: int = Field(3, ge=1)
     share_shift: float = Field(0.2, gt=0, le=1, description="alert when an upstream's share moves this much")
     outage: OutageConfig = OutageConfig()
@@ -124,7 +130,9 @@ class WatchConfig(_Strict):
         for t in self.targets:
             for ch in t.alerts:
                 if ch not in self.alerts:
-                    raise ValueError(f"target {t.label!r} names alert channel {ch!r}, which `alerts` does not define")
+                    raise ValueError(
+                        f"target {t.label!r} names alert channel {ch!r}, which `alerts` does not define"
+                    )
         return self
 
 
@@ -159,7 +167,9 @@ def load_config(path: str | os.PathLike[str]) -> WatchConfig:
         return str(base / v) if not os.path.isabs(v) else v
 
     changes: dict[str, Any] = {"storage": rel(cfg.storage), "registry": rel(cfg.registry)}
-    boot = cfg.bootstrap.model_copy(update={"archive": rel(cfg.bootstrap.archive), "cache": rel(cfg.bootstrap.cache)})
+    boot = cfg.bootstrap.model_copy(
+        update={"archive": rel(cfg.bootstrap.archive), "cache": rel(cfg.bootstrap.cache)}
+    )
     alerts = {}
     for name, ch in cfg.alerts.items():
         ch = dict(ch)

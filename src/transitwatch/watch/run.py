@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -58,7 +60,12 @@ def union_target(targets: list[tuple[TargetConfig, Target]]) -> Target:
 
 
 def read_archive(
-    config: WatchConfig, archive: str, target: Target, start: int, end: int, collectors: list[str] | None = None
+    config: WatchConfig,
+    archive: str,
+    target: Target,
+    start: int,
+    end: int,
+    collectors: list[str] | None = None,
 ) -> tuple[list[CollectorRows], list[dict[str, Any]]]:
     """The collectors' RIB at or before ``start`` and their update rows before ``end``, plus gaps."""
     from transitwatch import api
@@ -74,7 +81,9 @@ def _gap_event(g: dict[str, Any]) -> tuple[float, float, str]:
     return parse_time(g["start"]), parse_time(g["end"]), f"{g['collector']} {g['kind']} {g['reason']}"
 
 
-def open_watcher(config: WatchConfig, *, clock: Callable[[], float] = time.time) -> tuple[Watcher, Store, Target]:
+def open_watcher(
+    config: WatchConfig, *, clock: Callable[[], float] = time.time
+) -> tuple[Watcher, Store, Target]:
     registry = load_registry_for(config)
     targets = resolve_targets(config, registry)
     store = Store(config.storage)
@@ -150,7 +159,9 @@ def stream_subscriptions(watcher: Watcher, union: Target) -> list[dict[str, Any]
 def _outermost(prefixes: set[str]) -> set[str]:
     import ipaddress
 
-    nets = sorted((ipaddress.ip_network(p, strict=False) for p in prefixes), key=lambda n: (n.version, n.prefixlen))
+    nets = sorted(
+        (ipaddress.ip_network(p, strict=False) for p in prefixes), key=lambda n: (n.version, n.prefixlen)
+    )
     kept: list[Any] = []
     for n in nets:
         if not any(n.version == k.version and n.subnet_of(k) for k in kept):
@@ -166,8 +177,14 @@ async def watch(
     on_events: Callable[[list[dict[str, Any]], float], None] | None = None,
     client_options: dict[str, Any] | None = None,
     ready: Callable[[], Awaitable[None] | None] | None = None,
+    on_flush: Callable[[Watcher], None] | None = None,
+    wall: Callable[[], float] = time.monotonic,
 ) -> Watcher:
-    """Bootstrap, restore the journal, then follow RIS Live until ``stop`` is set."""
+    """Bootstrap, restore the journal, then follow RIS Live until ``stop`` is set.
+
+    ``clock`` is the time of the world (staleness, lag, store timestamps; injectable in tests);
+    ``wall`` paces the store writes (every ``flush_interval`` seconds).
+    """
     from transitwatch.sources.rislive import Gap, Lag, RisLiveClient
 
     watcher, store, union = open_watcher(config, clock=clock)
@@ -178,56 +195,99 @@ async def watch(
         watcher.bootstrap(rows, at)
         for g in gaps:
             watcher.gap(*_gap_event(g))
+        previous = store.state("", "watcher")  # written at every flush of an earlier run
         restored = watcher.restore()
-        resume_from = watcher.last_time if restored else float(at)
+        now = clock()
+        if restored and previous:
+            # blind while the watcher was down: from its last store write to now
+            if now - previous["flushed_at"] > 1.0:
+                watcher.gap(previous["flushed_at"], now, "watcher restarted")
+        elif now - at > 60:
+            watcher.gap(float(at), now, "between the bootstrap data and the stream")
         watcher.flush()
+        logger.info("started at %s: %d journaled rows restored", iso(at), restored)
         subs = stream_subscriptions(watcher, union)
-        options = {"stale_after": config.stream.stale_after, "max_message_bytes": config.stream.max_message_bytes,
-                   "out_of_order_tolerance": config.stream.out_of_order_tolerance, "clock": clock}  # fmt: skip
+        options: dict[str, Any] = {
+            "stale_after": config.stream.stale_after,
+            "max_message_bytes": config.stream.max_message_bytes,
+            "out_of_order_tolerance": config.stream.out_of_order_tolerance,
+            "clock": clock,
+        }
         options.update(client_options or {})
-        pending: list[Row] = []
-        last_flush = clock()
-        first_message = True
         client = RisLiveClient(config.stream.url, subs, **options)
+        pending: list[Row] = []
+        last_flush = wall()
+
+        def flush() -> None:
+            nonlocal last_flush
+            watcher.flush()
+            store.set_state("", "watcher", {"flushed_at": clock(), "data_time": watcher.last_time}, clock())
+            store.set_state("", "stream_counters", dataclasses.asdict(client.counters), clock())
+            last_flush = wall()
+            logger.info("flushed: %s", describe_position(watcher))
+            if on_flush is not None:
+                on_flush(watcher)
+
         if ready is not None:
             res = ready()
             if res is not None:
                 await res
         async with client:
-            iterator = client.__aiter__()
-            while stop is None or not stop.is_set():
-                try:
-                    ev = await asyncio.wait_for(iterator.__anext__(), timeout=config.flush_interval)
-                except TimeoutError:
-                    ev = None
-                except StopAsyncIteration:
-                    break
-                if isinstance(ev, Element):
-                    row = row_from_element(ev)
-                    if first_message and resume_from is not None and row.time > resume_from + 1:
-                        # nothing was received between the last row applied and this one
-                        watcher.gap(resume_from, row.time, "restart" if restored else "stream start")
-                    first_message = False
-                    pending.append(row)
-                elif isinstance(ev, Gap):
-                    watcher.gap(ev.start, ev.end, ev.reason)
-                elif isinstance(ev, Lag):
-                    store.set_state("", "stream_lag", {"seconds": ev.seconds, "at": clock()}, clock())
-                if pending and (len(pending) >= FLUSH_ROWS or clock() - last_flush >= config.flush_interval):
-                    pending.sort(key=lambda r: r.time)
-                    watcher.process(pending)
-                    pending = []
-                    watcher.flush()
-                    last_flush = clock()
-                elif ev is None and clock() - last_flush >= config.flush_interval:
-                    watcher.flush()
-                    last_flush = clock()
+            reader = _NextEvent(client.__aiter__())
+            try:
+                while stop is None or not stop.is_set():
+                    ev = await reader.get(config.flush_interval)
+                    if isinstance(ev, Element):
+                        pending.append(row_from_element(ev))
+                    elif isinstance(ev, Gap):
+                        watcher.gap(ev.start, ev.end, ev.reason)
+                    elif isinstance(ev, Lag):
+                        store.set_state("", "stream_lag", {"seconds": ev.seconds, "at": clock()}, clock())
+                    if pending and (
+                        len(pending) >= FLUSH_ROWS or wall() - last_flush >= config.flush_interval
+                    ):
+                        pending.sort(key=lambda r: r.time)
+                        watcher.process(pending)
+                        pending = []
+                        flush()
+                    elif ev is None and wall() - last_flush >= config.flush_interval:
+                        flush()
+            except StopAsyncIteration:
+                pass
+            finally:
+                await reader.close()
         pending.sort(key=lambda r: r.time)
         watcher.process(pending)
-        watcher.flush()
+        flush()
         return watcher
     finally:
         store.close()
+
+
+class _NextEvent:
+    """Reads an async iterator with a timeout, never cancelling a read: cancelling an async
+    generator's ``__anext__`` would end the generator (here: the stream client)."""
+
+    def __init__(self, iterator: Any) -> None:
+        self.iterator = iterator
+        self.pending: asyncio.Future[Any] | None = None
+
+    async def get(self, timeout: float) -> Any:
+        """The next item, or None if none came within ``timeout`` seconds (the read goes on)."""
+        if self.pending is None:
+            self.pending = asyncio.ensure_future(self.iterator.__anext__())
+        done, _ = await asyncio.wait({self.pending}, timeout=timeout)
+        if not done:
+            return None
+        fut, self.pending = self.pending, None
+        return fut.result()
+
+    async def close(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+            with contextlib.suppress(BaseException):
+                await self.pending
+            self.pending = None
 
 
 def iter_events(store_path: str, target: str | None = None) -> Iterator[dict[str, Any]]:

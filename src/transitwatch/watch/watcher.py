@@ -106,7 +106,9 @@ class Watcher:
                 end=None,
                 bin_s=self.config.bin,
                 min_peers=cfg.min_peers,
-                outage_rule=OutageRule(cfg.outage.ratio, int(cfg.outage.baseline_hours * 3600), cfg.outage.min_duration),
+                outage_rule=OutageRule(
+                    cfg.outage.ratio, int(cfg.outage.baseline_hours * 3600), cfg.outage.min_duration
+                ),
                 anomaly_rule=AnomalyRule.parse_allow(cfg.allow_origins, cfg.min_peers),
                 share_shift=cfg.share_shift,
             )
@@ -179,8 +181,8 @@ class Watcher:
 
     def gap(self, start: float, end: float, reason: str) -> None:
         """A blind interval of the stream: reported as a data_gap event for every target."""
-        self._gaps.append({"time": iso(start), "type": "data_gap", "end": iso(end), "duration_s": round(end - start, 6),
-                           "reason": reason})  # fmt: skip
+        gap = {"time": iso(start), "type": "data_gap", "end": iso(end), "reason": reason}
+        self._gaps.append({**gap, "duration_s": round(end - start, 6)})
 
     # ---- output ------------------------------------------------------------------------------
     def flush(self) -> list[dict[str, Any]]:
@@ -214,7 +216,9 @@ class Watcher:
             self.store.set_state(wt.label, "upstreams", self._upstreams_now(wt), now)
             self.store.set_state(wt.label, "routes", eng.tracker.routes, now)
             self.store.set_state(wt.label, "outages", [o.start_event() for o in eng.outages.outages], now)
-            self.store.set_state(wt.label, "position", {"time": iso(self.last_time), "rows": self.rows_applied}, now)
+            self.store.set_state(
+                wt.label, "position", {"time": iso(self.last_time), "rows": self.rows_applied}, now
+            )
         if self.on_events is not None:
             self.on_events(all_events, now)
         from transitwatch.store import event_id

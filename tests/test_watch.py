@@ -1,0 +1,299 @@
+"""Live watch against a real websocket server replaying RIS Live messages, compared with `replay`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+
+from tests.conftest import REGISTRY, SCENARIOS
+from transitwatch.mrt import MrtReader
+from transitwatch.sources.rislive import elements_to_ris_messages
+from transitwatch.store import Store
+from transitwatch.timeutil import parse_time
+from transitwatch.watch.config import load_config
+from transitwatch.watch.run import replay, watch
+
+if TYPE_CHECKING:
+    from tests.rislive_server import RisLiveReplayServer
+
+pytest_plugins = ["tests.rislive_server"]
+
+ARCHIVE = SCENARIOS / "kp-2017-ttk"
+START, END = "2017-10-01T08:00:00Z", "2017-10-01T14:00:00Z"  # the day's events, to keep the test quick
+
+
+def write_config(path: Path, storage: Path, url: str = "ws://127.0.0.1:1/", **extra: Any) -> Path:
+    cfg = {
+        "storage": str(storage),
+        "registry": str(REGISTRY),
+        "flush_interval": 0.05,
+        "bootstrap": {"archive": str(ARCHIVE), "collectors": ["rrc00"], "at": START},
+        "stream": {"url": url, "stale_after": 180},
+        "targets": [{"target": "KP"}],
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def stream_messages() -> list[dict[str, Any]]:
+    """The rrc00 updates of the window as RIS Live messages (real schema)."""
+    t0, t1 = parse_time(START), parse_time(END)
+    files = sorted((ARCHIVE / "rrc00" / "2017.10").glob("updates.*.gz"))
+    out: list[dict[str, Any]] = []
+    for f in files:
+        for batch in MrtReader(f, collector="rrc00").batches():
+            out.extend(elements_to_ris_messages(batch, host="rrc00.ripe.net"))
+    return [m for m in out if t0 <= float(m["data"]["timestamp"]) < t1]
+
+
+def watched(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages a KP watcher's subscriptions let through (the server filters as RIS Live does)."""
+    from tests.rislive_server import subscription_matches
+    from transitwatch.sources.rislive import subscriptions_for
+
+    subs = subscriptions_for(prefixes=["175.45.176.0/22"], origin_asns=[131279])
+    return [m for m in messages if any(subscription_matches(s, m["data"]) for s in subs)]
+
+
+def last_watched_time(messages: list[dict[str, Any]]) -> float:
+    """Timestamp of the last message a KP watcher receives."""
+    return max(float(m["data"]["timestamp"]) for m in watched(messages))
+
+
+def events_of(store_path: Path) -> list[dict[str, Any]]:
+    with Store(store_path, read_only=True) as s:
+        return s.events("KP", limit=100_000)
+
+
+def key(e: dict[str, Any]) -> tuple[str, str, Any]:
+    return (e["time"], e["type"], e.get("upstream", e.get("prefix")))
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    d = tmp_path_factory.mktemp("replay")
+    cfg = load_config(write_config(d / "watch.yml", d / "replay.duckdb"))
+    events = replay(cfg, str(ARCHIVE), parse_time(START), parse_time(END))
+    assert {"upstream_added", "upstream_lost", "outage_start", "outage_end"} <= {e["type"] for e in events}
+    return events
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def _no_wait(_seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+class Progress:
+    """Lets a test wait until the watcher has applied rows up to a data time (seen at its flushes)."""
+
+    def __init__(self) -> None:
+        self.last_time = 0.0
+        self.changed = asyncio.Event()
+
+    def on_flush(self, w: Any) -> None:
+        if w.last_time is not None and w.last_time > self.last_time:
+            self.last_time = w.last_time
+            self.changed.set()
+
+    async def reached(self, t: float, task: asyncio.Task[Any]) -> None:
+        async with asyncio.timeout(60):
+            while self.last_time < t:
+                self.changed.clear()
+                waiter = asyncio.create_task(self.changed.wait())
+                finished, _ = await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if task in finished:
+                    task.result()
+                    raise AssertionError("the watcher stopped early")
+
+
+def run_live(
+    cfg_path: Path,
+    last_time: float,
+    during: Callable[[FakeClock, Progress, asyncio.Task[Any]], Any] | None = None,
+) -> None:
+    cfg = load_config(cfg_path)
+    clock = FakeClock(parse_time(START))  # the world's clock starts on the replayed data's day
+    progress = Progress()
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            watch(cfg, clock=clock, stop=stop, on_flush=progress.on_flush,
+                  client_options={"sleep": _no_wait, "backoff": lambda n: 0.0, "poll_interval": 0.01})
+        )  # fmt: skip
+        try:
+            if during is not None:
+                await during(clock, progress, task)
+            await progress.reached(last_time, task)
+        finally:
+            stop.set()
+            await task
+
+    asyncio.run(scenario())
+
+
+def test_live_with_drops_and_a_stall_equals_replay(
+    rislive_server: RisLiveReplayServer, replayed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    messages = stream_messages()
+    rislive_server.replay(messages)
+    rislive_server.drop_after(1, messages=25)
+    rislive_server.drop_after(2, messages=25)
+    rislive_server.stall_after(3, messages=25)
+
+    async def during(clock: FakeClock, progress: Progress, task: asyncio.Task[Any]) -> None:
+        await rislive_server.until(lambda s: s.stalled, timeout=60)
+        # once the watcher has everything sent before the stall, silence longer than stale_after
+        await progress.reached(last_watched_time(messages[: rislive_server.position]), task)
+        clock.advance(181.0)
+
+    cfg = write_config(tmp_path / "watch.yml", tmp_path / "live.duckdb", url=rislive_server.url)
+    run_live(cfg, last_watched_time(messages), during)
+    live = events_of(tmp_path / "live.duckdb")
+    gaps = [e for e in live if e["type"] == "data_gap"]
+    assert len(gaps) == 3, gaps
+    assert [g["reason"].split(":")[0].split(" ")[0] for g in gaps] == [
+        "disconnected",
+        "disconnected",
+        "stale",
+    ]
+    got = sorted(key(e) for e in live if e["type"] != "data_gap")
+    want = sorted(key(e) for e in replayed)
+    assert got == want
+    # and the events carry the same details, not just the same times
+    by_key = {key(e): e for e in replayed}
+    for e in live:
+        if e["type"] in ("upstream_added", "upstream_lost"):
+            assert e["peers"] == by_key[key(e)]["peers"] and e["prefixes"] == by_key[key(e)]["prefixes"]
+
+
+def test_malformed_oversized_out_of_order_messages_are_counted_and_skipped(
+    rislive_server: RisLiveReplayServer, replayed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    messages = stream_messages()
+    rislive_server.replay(messages)
+    rislive_server.inject(1, after=10, payload="{not json")
+    rislive_server.inject(1, after=20, payload={"type": "ris_message", "data": {"type": "UPDATE", "peer": 7}})
+    rislive_server.inject(1, after=30, payload="x" * (2 << 20))
+    rislive_server.inject_out_of_order(1, after=40)
+    cfg = write_config(tmp_path / "watch.yml", tmp_path / "live.duckdb", url=rislive_server.url)
+    run_live(cfg, last_watched_time(messages))
+    with Store(tmp_path / "live.duckdb", read_only=True) as s:
+        counters = s.state("", "stream_counters")
+    assert counters["malformed"] == 2 and counters["oversized"] == 1 and counters["out_of_order"] == 1
+    live = events_of(tmp_path / "live.duckdb")
+    assert sorted(key(e) for e in live if e["type"] != "data_gap") == sorted(key(e) for e in replayed)
+
+
+def _wait_for_line(proc: subprocess.Popen[str], predicate: Callable[[str], bool], lines: list[str]) -> None:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        lines.append(line)
+        if predicate(line):
+            return
+    raise AssertionError("the watcher ended before:\n" + "".join(lines[-20:]))
+
+
+def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
+    rislive_server: RisLiveReplayServer, replayed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    messages = stream_messages()
+    last_ts = last_watched_time(messages)
+    sent = watched(messages)
+    half = len(sent) // 2
+    rislive_server.replay(messages)
+    rislive_server.stall_after(1, messages=half)  # the first process gets half the stream, then silence
+    cfg = write_config(tmp_path / "watch.yml", tmp_path / "live.duckdb", url=rislive_server.url)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "transitwatch.cli", "watch", "--config", str(cfg), "-v"]
+    lines: list[str] = []
+    first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        rislive_server.wait_until(lambda s: s.stalled, timeout=60)
+        half_ts = float(sent[half - 1]["data"]["timestamp"])
+        _wait_for_line(first, lambda ln: "flushed:" in ln and _data_time(ln) >= half_ts, lines)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    stored_before = events_of(tmp_path / "live.duckdb")
+    assert stored_before, "events were stored before the kill"
+    second = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _wait_for_line(second, lambda ln: "started at" in ln, lines)
+        assert "journaled rows restored" in lines[-1] and " 0 journaled" not in lines[-1]
+        rislive_server.wait_until(lambda s: s.connections >= 2, timeout=60)
+        rislive_server.resume()
+        _wait_for_line(second, lambda ln: "flushed:" in ln and _data_time(ln) >= last_ts, lines)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+    live = events_of(tmp_path / "live.duckdb")
+    ids = [e["id"] for e in live]
+    assert len(ids) == len(set(ids)), "no duplicated event"
+    assert {e["id"] for e in stored_before} <= set(ids), "no stored event lost"
+    assert sorted(key(e) for e in live if e["type"] != "data_gap") == sorted(key(e) for e in replayed)
+
+
+def _data_time(line: str) -> float:
+    # "flushed: N rows applied, data time 2017-10-01T12:00:00Z"
+    text = line.rsplit("data time ", 1)[-1].strip()
+    return parse_time(text) if text and text != "None" else 0.0
+
+
+def test_replay_json_and_check_config(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from transitwatch.cli import main
+
+    cfg = write_config(tmp_path / "watch.yml", tmp_path / "r.duckdb")
+    ok = CliRunner().invoke(main, ["check-config", str(cfg)])
+    assert ok.exit_code == 0 and "OK: 1 target (KP)" in ok.output
+    res = CliRunner().invoke(
+        main,
+        [
+            "replay",
+            "--config",
+            str(cfg),
+            "--archive",
+            str(ARCHIVE),
+            "--from",
+            START,
+            "--to",
+            END,
+            "--format",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    events = json.loads(res.stdout)
+    ttk = [e for e in events if e["type"] == "upstream_added" and e["upstream"] == 20485]
+    assert ttk[0]["time"] == "2017-10-01T09:07:51Z" and ttk[0]["target"] == "KP"
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        yaml.safe_dump({"targets": [{"target": "KP", "min_peers": 0, "alerts": ["nope"]}], "typo": 1})
+    )
+    res = CliRunner().invoke(main, ["check-config", str(bad)])
+    assert res.exit_code == 1
+    assert "targets[0].min_peers" in res.output and "typo" in res.output
