@@ -81,6 +81,20 @@ def plot_upstreams(
         t = datetime.fromtimestamp(ev.time, UTC)
         color = "#1a7f37" if ev.type == "upstream_added" else "#cf222e"
         ax.axvline(t, color=color, linestyle=":", linewidth=1.0, alpha=0.9)
+    # name each upstream that was not there at the start where it first appears
+    labelled: set[int] = set()
+    for ev in tr.events:
+        if ev.type == "upstream_added" and ev.upstream not in tr.in_first_rib and ev.upstream not in labelled:
+            labelled.add(ev.upstream)
+            t = datetime.fromtimestamp(ev.time, UTC)
+            ax.annotate(
+                f"AS{ev.upstream} first seen {t:%H:%M:%S}",
+                xy=(t, 100), xytext=(4, -14), textcoords="offset points", fontsize=8, color="#1a7f37",
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
+            )  # fmt: skip
+    # outages stay visible even when a few minutes wide on a multi-day axis
+    span_total = max(float(result.options.end) - float(result.options.start), 1.0)
+    min_width = span_total * 0.004  # about 7 minutes on a 28-hour chart
     ax.set_ylim(0, 100)
     ax.set_ylabel("share of routes (%)")
     n_full = len(result.full_feed)
@@ -101,14 +115,17 @@ def plot_upstreams(
     vis = [p[3] for p in points]
     axv.step(times, vis, where="post", color="#24292f", linewidth=1.2, label="visible prefixes")
     for k, (start, stop) in enumerate(outages or []):
-        axv.axvspan(
-            datetime.fromtimestamp(start, UTC),
-            datetime.fromtimestamp(stop, UTC),
-            color="#cf222e",
-            alpha=0.25,
-            linewidth=0,
-            label="outage" if k == 0 else None,
-        )
+        stop = max(stop, start + min_width)
+        for panel in (ax, axv):
+            panel.axvspan(
+                datetime.fromtimestamp(start, UTC),
+                datetime.fromtimestamp(stop, UTC),
+                color="#cf222e",
+                alpha=0.45 if panel is ax else 0.25,
+                linewidth=0,
+                zorder=3,
+                label="outage" if k == 0 and panel is axv else None,
+            )
     if outages:
         axv.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     n_prefixes = max(len(result.prefixes), 1)
