@@ -70,17 +70,21 @@ def plan_inputs(
     URL archives are downloaded into the cache first (verified, resumable, shared across runs);
     files that cannot be had are reported as gaps, never silently skipped.
     """
+    from transitwatch.registry import default_cache_dir
     from transitwatch.sources.archive import plan_files
 
+    cache_dir = Path(cache) if cache else default_cache_dir() / "archives"
+    if offline and archive.startswith(("http://", "https://")):
+        # the cache mirrors the archive's layout: plan from it, and make no request at all
+        archive = str(cache_dir)
     plan = plan_files(archive, collectors, start, end)
     gaps = [gap_json(g) for g in plan.gaps]
     locations: dict[str, str] = {}
     files = plan.all_files()
     if any(f.location.startswith(("http://", "https://")) for f in files):
-        from transitwatch.registry import default_cache_dir
         from transitwatch.sources.download import Downloader
 
-        with Downloader(cache or default_cache_dir() / "archives", offline=offline, progress=progress) as dl:
+        with Downloader(cache_dir, offline=offline, progress=progress) as dl:
             fetched = dl.fetch(files)
         locations = {f.location: str(p) for f, p in fetched.paths.items()}
         gaps.extend(gap_json(g) for g in fetched.gaps)
