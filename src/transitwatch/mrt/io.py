@@ -39,12 +39,20 @@ def _raw_file_chunks(path: str | os.PathLike[str], size: int = CHUNK) -> Iterato
             yield chunk
 
 
-def _raw_http_chunks(url: str, timeout: float = 60.0) -> Iterator[bytes]:
-    import httpx
+class NetworkError(OSError):
+    """An http(s) source failed (status, connection, timeout); the message says how."""
 
-    with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
-        resp.raise_for_status()
-        yield from resp.iter_raw()  # as it arrives: a cut connection keeps what came
+
+def _raw_http_chunks(url: str, timeout: float = 60.0) -> Iterator[bytes]:
+    import httpx  # only for URLs: it costs a third of a second to import
+
+    try:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
+            if resp.status_code >= 400:
+                raise NetworkError(f"HTTP {resp.status_code} for {url}")
+            yield from resp.iter_raw()  # as it arrives: a cut connection keeps what came
+    except httpx.HTTPError as exc:
+        raise NetworkError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
 
 
 def _gunzip(raw: Iterator[bytes]) -> Iterator[bytes]:

@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pyarrow as pa
 
 from transitwatch.model import Element, ElementType, SourceIssue
@@ -77,8 +76,8 @@ class MrtReader:
         dec = _decoder.Decoder(bgpdump=self.bgpdump, batch_size=self.batch_size)
         try:
             chunks = open_chunks(self.source)
-        except (OSError, httpx.HTTPError) as exc:
-            self._report(SourceIssue(self.source, None, "error", f"cannot open: {_describe(exc)}"))
+        except OSError as exc:
+            self._report(SourceIssue(self.source, None, "error", f"cannot open: {exc}"))
             self.stats = dec.stats()
             return
         buf = bytearray()
@@ -103,10 +102,8 @@ class MrtReader:
                 self._report(SourceIssue(self.source, base + len(buf), "error", str(exc)))
                 eof = True
                 continue
-            except (OSError, httpx.HTTPError) as exc:  # network errors, unreadable files
-                self._report(
-                    SourceIssue(self.source, base + len(buf), "error", f"read failed: {_describe(exc)}")
-                )
+            except OSError as exc:  # network errors, unreadable files
+                self._report(SourceIssue(self.source, base + len(buf), "error", f"read failed: {exc}"))
                 eof = True
                 continue
             if pos:
@@ -123,12 +120,6 @@ class MrtReader:
     def __iter__(self) -> Iterator[Element]:
         for batch in self.batches():
             yield from batch_elements(batch)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, httpx.HTTPStatusError):
-        return f"HTTP {exc.response.status_code} for {exc.request.url}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 _FIELDS = [f for f in Element.__slots__ if f not in ("type", "timestamp", "originated")]
