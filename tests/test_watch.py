@@ -76,6 +76,9 @@ def events_of(store_path: Path) -> list[dict[str, Any]]:
         return s.events("KP", limit=100_000)
 
 
+DETECTED = ("upstream_added", "upstream_lost", "outage_start", "outage_end")
+
+
 def key(e: dict[str, Any]) -> tuple[str, str, Any]:
     return (e["time"], e["type"], e.get("upstream", e.get("prefix")))
 
@@ -154,9 +157,57 @@ def run_live(
     asyncio.run(scenario())
 
 
+class WebhookReceiver:
+    """A real HTTP server on 127.0.0.1 keeping every POST (headers and body)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        received = self.received = []  # type: list[tuple[dict[str, str], bytes]]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_live_with_drops_and_a_stall_equals_replay(
     rislive_server: RisLiveReplayServer, replayed: list[dict[str, Any]], tmp_path: Path
 ) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    from transitwatch.alerts.channels import verify_signature
+
+    mails: list[Any] = []
+
+    class Keep(Message):
+        def handle_message(self, message: Any) -> None:
+            mails.append(message)
+
+    import socket
+
+    with socket.socket() as sock:  # a free port: aiosmtpd's controller needs a fixed one
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    smtp = Controller(Keep(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    hook = WebhookReceiver()
     messages = stream_messages()
     rislive_server.replay(messages)
     rislive_server.drop_after(1, messages=25)
@@ -169,9 +220,36 @@ def test_live_with_drops_and_a_stall_equals_replay(
         await progress.reached(last_watched_time(messages[: rislive_server.position]), task)
         clock.advance(181.0)
 
-    cfg = write_config(tmp_path / "watch.yml", tmp_path / "live.duckdb", url=rislive_server.url)
-    run_live(cfg, last_watched_time(messages), during)
+    policy = {"rate_limit": 1000, "mute": 0, "types": list(DETECTED)}  # every event of these types
+    alerts = {
+        "hook": {"type": "webhook", "url": hook.url, "secret": "s3cret", **policy},
+        "mail": {"type": "email", "host": "127.0.0.1", "port": port, "from": "tw@example.net",
+                 "to": ["noc@example.net"], **policy},
+    }  # fmt: skip
+    cfg = write_config(
+        tmp_path / "watch.yml", tmp_path / "live.duckdb", url=rislive_server.url, alerts=alerts,
+        targets=[{"target": "KP", "alerts": ["hook", "mail"], "detectors": ["upstream", "outage"]}],
+    )  # fmt: skip
+    try:
+        run_live(cfg, last_watched_time(messages), during)
+    finally:
+        hook.close()
+        smtp.stop()
     live = events_of(tmp_path / "live.duckdb")
+    # the alerts: one webhook POST and one mail per confirmed upstream and outage event
+    alerted = [
+        e for e in live if e["type"] in ("upstream_added", "upstream_lost", "outage_start", "outage_end")
+    ]
+    alerted = [e for e in alerted if e.get("confirmed", e["time"]) is not None]
+    bodies = [json.loads(body) for _headers, body in hook.received]
+    assert {b["event_id"] for b in bodies} == {e["id"] for e in alerted}
+    assert len(bodies) == len({b["event_id"] + b["phase"] for b in bodies}), "each alert sent once"
+    for headers, body in hook.received:
+        sig, stamp = headers["X-Transitwatch-Signature"], headers["X-Transitwatch-Timestamp"]
+        assert verify_signature("s3cret", body, sig, stamp, now=float(stamp))
+    assert len(mails) == len(bodies)
+    ttk_mail = next(m for m in mails if "AS20485" in m["Subject"] and "TRANSTELECOM" in m.get_payload())
+    assert "of 18 full-feed peers" in ttk_mail.get_payload()
     gaps = [e for e in live if e["type"] == "data_gap"]
     assert len(gaps) == 3, gaps
     assert [g["reason"].split(":")[0].split(" ")[0] for g in gaps] == [
@@ -180,7 +258,7 @@ def test_live_with_drops_and_a_stall_equals_replay(
         "stale",
     ]
     got = sorted(key(e) for e in live if e["type"] != "data_gap")
-    want = sorted(key(e) for e in replayed)
+    want = sorted(key(e) for e in replayed if e["type"] in DETECTED)
     assert got == want
     # and the events carry the same details, not just the same times
     by_key = {key(e): e for e in replayed}

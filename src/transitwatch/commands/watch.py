@@ -24,21 +24,22 @@ def _load(ctx: click.Context, path: str) -> Any:
     return cfg.model_copy(update={"registry": reg}) if reg else cfg
 
 
-def _dispatcher(cfg: Any) -> Any:
-    """The alert dispatcher for the config's channels, or None when no target alerts."""
-    if not any(t.alerts for t in cfg.targets):
-        return None
-    from transitwatch.alerts import build_dispatcher
-
-    return build_dispatcher(cfg)
-
-
 @click.command("check-config")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.pass_context
 def check_config(ctx: click.Context, config: str) -> None:
-    """Validate a watch.yml: every problem is listed with its key."""
+    """Validate a watch.yml: every problem is listed with its key (alert channels included)."""
+    from transitwatch.alerts.channels import ChannelConfigError, make_channel
+
     cfg = _load(ctx, config)
+    problems = []
+    for name, section in cfg.alerts.items():
+        try:
+            make_channel(name, section)  # builds the channel, sends nothing
+        except ChannelConfigError as exc:
+            problems.append(f"  alerts.{name}: {exc}")
+    if problems:
+        raise click.ClickException(f"{config}: {len(problems)} problem(s)\n" + "\n".join(problems))
     click.echo(
         f"{config}: OK: {len(cfg.targets)} target{'s' if len(cfg.targets) != 1 else ''} "
         f"({', '.join(t.label for t in cfg.targets)}), {len(cfg.alerts)} alert channel"
@@ -83,12 +84,7 @@ def replay(
     assert t0 is not None and t1 is not None
     if t1 <= t0:
         raise click.BadParameter("--to must be after --from", param_hint="--to")
-    dispatcher = _dispatcher(cfg)
-    events = run_replay(
-        cfg, archive, t0, t1, speed=speed, on_events=dispatcher.process if dispatcher else None
-    )
-    if dispatcher is not None:
-        dispatcher.close()
+    events = run_replay(cfg, archive, t0, t1, speed=speed)  # alerts go out as configured
     if fmt == "json":
         write_output(json.dumps(events, indent=1) + "\n", output)
         return
@@ -120,18 +116,13 @@ def watch(ctx: click.Context, config_path: str, verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
     )
     cfg = _load(ctx, config_path)
-    dispatcher = _dispatcher(cfg)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        w = await run_watch(cfg, stop=stop, on_events=dispatcher.process if dispatcher else None)
+        w = await run_watch(cfg, stop=stop)
         click.echo(f"transitwatch: stopped after {w.rows_applied} rows", err=True)
 
-    try:
-        asyncio.run(main())
-    finally:
-        if dispatcher is not None:
-            dispatcher.close()
+    asyncio.run(main())

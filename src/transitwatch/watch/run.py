@@ -82,13 +82,27 @@ def _gap_event(g: dict[str, Any]) -> tuple[float, float, str]:
 
 
 def open_watcher(
-    config: WatchConfig, *, clock: Callable[[], float] = time.time
-) -> tuple[Watcher, Store, Target]:
+    config: WatchConfig,
+    *,
+    clock: Callable[[], float] = time.time,
+    on_events: Callable[[list[dict[str, Any]], float], None] | None = None,
+) -> tuple[Watcher, Store, Target, Any]:
+    """The watcher, its store, the union of its targets, and the alert dispatcher (None: no alerts).
+
+    Every event the watcher stores goes to ``on_events`` if given, else to the dispatcher built
+    from the config's channels (which shares the watcher's store, so sent alerts are recorded there).
+    """
     registry = load_registry_for(config)
     targets = resolve_targets(config, registry)
     store = Store(config.storage)
-    watcher = Watcher(config, store, targets, names=registry, clock=clock)
-    return watcher, store, union_target(targets)
+    dispatcher = None
+    if on_events is None and any(t.alerts for t in config.targets):
+        from transitwatch.alerts import build_dispatcher
+
+        dispatcher = build_dispatcher(config, store)
+        on_events = dispatcher.process
+    watcher = Watcher(config, store, targets, names=registry, clock=clock, on_events=on_events)
+    return watcher, store, union_target(targets), dispatcher
 
 
 # ---- replay ---------------------------------------------------------------------------------------
@@ -108,8 +122,7 @@ def replay(
     ``speed`` paces the rows by their timestamps (60: an hour of data per minute; 0: as fast as
     possible). The store's journal is reset: a replay recomputes everything from the archive.
     """
-    watcher, store, union = open_watcher(config, clock=clock)
-    watcher.on_events = on_events
+    watcher, store, union, dispatcher = open_watcher(config, clock=clock, on_events=on_events)
     try:
         store.clear_journal()
         rows, gaps = read_archive(config, archive, union, start, end)
@@ -141,6 +154,8 @@ def replay(
         watcher.flush()
         return watcher.events()
     finally:
+        if dispatcher is not None:
+            dispatcher.close()
         store.close()
 
 
@@ -187,8 +202,7 @@ async def watch(
     """
     from transitwatch.sources.rislive import Gap, Lag, RisLiveClient
 
-    watcher, store, union = open_watcher(config, clock=clock)
-    watcher.on_events = on_events
+    watcher, store, union, dispatcher = open_watcher(config, clock=clock, on_events=on_events)
     try:
         at = parse_time(config.bootstrap.at) if config.bootstrap.at else int(clock())
         rows, gaps = read_archive(config, config.bootstrap.archive, union, at, at + 1)
@@ -261,6 +275,8 @@ async def watch(
         flush()
         return watcher
     finally:
+        if dispatcher is not None:
+            dispatcher.close()
         store.close()
 
 
