@@ -59,7 +59,9 @@ def describe_event(ev: dict[str, Any], n_full: int, min_peers: int = 3) -> str:
             f"{100 * ev['share_after']:.1f}% ({ev['routes_after']}/{ev['routes_total_after']})"
         )
     if kind == "data_gap":
-        return f"no data from {ev['time']} to {ev['end']} ({format_duration(ev['duration_s'])}): {ev['reason']}"
+        return (
+            f"no data from {ev['time']} to {ev['end']} ({format_duration(ev['duration_s'])}): {ev['reason']}"
+        )
     who = (
         _as_label(ev["suspect_origin"], ev.get("suspect_name"), ev.get("suspect_country"))
         if "suspect_origin" in ev
