@@ -85,7 +85,8 @@ class Store:
         if read_only and not os.path.exists(self.path):
             raise FileNotFoundError(f"no store at {self.path}")
         self._con = duckdb.connect(self.path, read_only=read_only)
-        self._lock = threading.Lock()  # one connection; serialise the threads that share it
+        self._lock = threading.RLock()  # one connection; serialise the threads that share it
+        self._depth = 0  # nesting of _tx(): only the outermost begins and commits
         if not read_only:
             with self._tx() as con:
                 for ddl in _DDL:
@@ -106,15 +107,32 @@ class Store:
         self.close()
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one transaction (one commit for a watcher's whole flush)."""
+        with self._tx():
+            yield
+
+    @contextmanager
     def _tx(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._lock:
+        with self._lock:  # re-entrant: writes inside transaction() join it
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._con
+                finally:
+                    self._depth -= 1
+                return
             self._con.execute("BEGIN TRANSACTION")
+            self._depth = 1
             try:
                 yield self._con
             except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
-            self._con.execute("COMMIT")
+            else:
+                self._con.execute("COMMIT")
+            finally:
+                self._depth = 0
 
     def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -140,31 +158,46 @@ class Store:
     # ---- events ------------------------------------------------------------------------------
     def upsert_events(self, events: Iterable[dict[str, Any]], source: str, now: float) -> list[str]:
         """Store events (insert or update by id); returns the ids that were new."""
-        new: list[str] = []
+        import pyarrow as pa
+
+        rows: dict[str, tuple[Any, ...]] = {}
+        for ev in events:
+            eid = event_id(ev)
+            data = json.dumps({**ev, "id": eid}, sort_keys=True)
+            rows[eid] = (eid, ev.get("target", ""), ev["type"], event_subject(ev), event_time(ev), data)
+        if not rows:
+            return []
+        cols = list(zip(*rows.values(), strict=True))
+        batch = pa.table(
+            {
+                "id": pa.array(cols[0], pa.string()),
+                "target": pa.array(cols[1], pa.string()),
+                "type": pa.array(cols[2], pa.string()),
+                "subject": pa.array(cols[3], pa.string()),
+                "time": pa.array(cols[4], pa.float64()),
+                "data": pa.array(cols[5], pa.string()),
+            }
+        )
         with self._tx() as con:
-            for ev in events:
-                eid = event_id(ev)
-                exists = con.execute("SELECT 1 FROM events WHERE id = ?", [eid]).fetchone()
-                data = json.dumps({**ev, "id": eid}, sort_keys=True)
-                if exists:
-                    con.execute("UPDATE events SET data = ?, updated = ? WHERE id = ?", [data, now, eid])
-                else:
-                    con.execute(
-                        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            eid,
-                            ev.get("target", ""),
-                            ev["type"],
-                            event_subject(ev),
-                            event_time(ev),
-                            data,
-                            source,
-                            now,
-                            now,
-                        ],
-                    )
-                    new.append(eid)
-        return new
+            con.register("event_batch", batch)
+            try:
+                have = {
+                    r[0]
+                    for r in con.execute("SELECT e.id FROM events e JOIN event_batch b USING (id)").fetchall()
+                }
+                con.execute(
+                    "UPDATE events SET data = b.data, updated = ? FROM event_batch b "
+                    "WHERE events.id = b.id AND events.data <> b.data",
+                    [now],
+                )
+                con.execute(
+                    "INSERT INTO events SELECT id, target, type, subject, time, data, ?, ?, ? FROM event_batch "
+                    "WHERE id NOT IN (SELECT id FROM events)",
+                    [source, now, now],
+                )
+            finally:
+                con.unregister("event_batch")
+        return [eid for eid in rows if eid not in have]
 
     def events(
         self,
@@ -220,14 +253,30 @@ class Store:
 
     # ---- series and state ---------------------------------------------------------------------
     def write_series(self, target: str, points: Iterable[dict[str, Any]]) -> None:
+        self.write_series_many([(target, p) for p in points])
+
+    def write_series_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Series points of several targets, (target, point) pairs, in one statement."""
+        import pyarrow as pa
+
+        pts = list(items)
+        if not pts:
+            return
+        batch = pa.table(
+            {
+                "target": pa.array([t for t, _p in pts], pa.string()),
+                "time": pa.array([event_time(p) for _t, p in pts], pa.float64()),
+                "routes": pa.array([p["routes"] for _t, p in pts], pa.int32()),
+                "visible_prefixes": pa.array([p["visible_prefixes"] for _t, p in pts], pa.int32()),
+                "by_upstream": pa.array([json.dumps(p["by_upstream"]) for _t, p in pts], pa.string()),
+            }
+        )
         with self._tx() as con:
-            for p in points:
-                con.execute(
-                    "INSERT INTO series VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, time) DO UPDATE SET "
-                    "routes = excluded.routes, visible_prefixes = excluded.visible_prefixes, "
-                    "by_upstream = excluded.by_upstream",
-                    [target, event_time(p), p["routes"], p["visible_prefixes"], json.dumps(p["by_upstream"])],
-                )
+            con.register("series_batch", batch)
+            try:
+                con.execute("INSERT OR REPLACE INTO series SELECT * FROM series_batch")
+            finally:
+                con.unregister("series_batch")
 
     def series(
         self, target: str, since: float | None = None, until: float | None = None
@@ -251,12 +300,29 @@ class Store:
         ]
 
     def set_state(self, target: str, key: str, value: Any, now: float) -> None:
+        self.set_states([(target, key, value)], now)
+
+    def set_states(self, items: Iterable[tuple[str, str, Any]], now: float) -> None:
+        """Write several (target, key, value) states in one statement."""
+        import pyarrow as pa
+
+        rows = list(items)
+        if not rows:
+            return
+        batch = pa.table(
+            {
+                "target": pa.array([r[0] for r in rows], pa.string()),
+                "key": pa.array([r[1] for r in rows], pa.string()),
+                "value": pa.array([json.dumps(r[2]) for r in rows], pa.string()),
+                "updated": pa.array([now] * len(rows), pa.float64()),
+            }
+        )
         with self._tx() as con:
-            con.execute(
-                "INSERT INTO state VALUES (?, ?, ?, ?) ON CONFLICT (target, key) DO UPDATE SET "
-                "value = excluded.value, updated = excluded.updated",
-                [target, key, json.dumps(value), now],
-            )
+            con.register("state_batch", batch)
+            try:
+                con.execute("INSERT OR REPLACE INTO state SELECT * FROM state_batch")
+            finally:
+                con.unregister("state_batch")
 
     def state(self, target: str, key: str) -> Any:
         rows = self._query("SELECT value FROM state WHERE target = ? AND key = ?", [target, key])

@@ -45,7 +45,7 @@ def row_from_element(el: Element) -> Row:
     )
 
 
-@dataclass
+@dataclass(eq=False)  # identity: one per target
 class WatchedTarget:
     config: TargetConfig
     target: Target
@@ -81,12 +81,15 @@ class Watcher:
         self.last_time: float | None = None
         self.rows_applied = 0
         self._journal: list[Row] = []
+        self._written: dict[tuple[str, str], Any] = {}  # state last written to the store
         self._gaps: list[dict[str, Any]] = []
         # which targets a row may concern, so 50 targets do not each look at every row
         self._by_asn: dict[int, list[WatchedTarget]] = defaultdict(list)
         for wt in self.targets:
             for a in wt.target.asns:
                 self._by_asn[a].append(wt)
+        self._by_prefix: dict[str, list[WatchedTarget]] = {}  # prefix -> targets it is inside of
+        self._known_prefixes = 0  # target prefixes of all engines when _by_prefix was filled
 
     # ---- set-up ------------------------------------------------------------------------------
     def bootstrap(self, collectors: list[CollectorRows], start: float) -> None:
@@ -170,14 +173,29 @@ class Watcher:
         prefix = row.prefix
         if prefix is None:
             return out
-        more = [
-            wt
-            for wt in self.targets
-            if wt not in out
-            and wt.engine is not None
-            and (prefix in wt.engine.targets.prefixes or wt.engine.targets.within_watch(prefix))
-        ]
-        return [*out, *more] if more else out
+        inside = self._prefix_targets(prefix)
+        if not inside:
+            return out
+        return inside if not out else [*out, *(wt for wt in inside if wt not in out)]
+
+    def _prefix_targets(self, prefix: str) -> list[WatchedTarget]:
+        """Targets whose prefixes or watched space hold ``prefix`` (cached; refreshed on discoveries)."""
+        known = sum(len(wt.engine.targets.prefixes) for wt in self.targets if wt.engine is not None)
+        if known != self._known_prefixes:  # a target discovered a prefix: its watched space grew
+            self._by_prefix.clear()
+            self._known_prefixes = known
+        hit = self._by_prefix.get(prefix)
+        if hit is None:
+            hit = [
+                wt
+                for wt in self.targets
+                if wt.engine is not None
+                and (prefix in wt.engine.targets.prefixes or wt.engine.targets.within_watch(prefix))
+            ]
+            if len(self._by_prefix) > 1_000_000:
+                self._by_prefix.clear()
+            self._by_prefix[prefix] = hit
+        return hit
 
     def gap(self, start: float, end: float, reason: str) -> None:
         """A blind interval of the stream: reported as a data_gap event for every target."""
@@ -186,13 +204,25 @@ class Watcher:
 
     # ---- output ------------------------------------------------------------------------------
     def flush(self) -> list[dict[str, Any]]:
-        """Write new series points, events and state to the store; returns events stored new."""
+        """Write the journal, new series points, events and changed state to the store in one
+        transaction; then hand every event to ``on_events``. Returns the events stored new."""
         now = self.clock()
+        with self.store.transaction():
+            all_events, new = self._write(now)
+        if self.on_events is not None:
+            self.on_events(all_events, now)
+        return new
+
+    def _write(self, now: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        from transitwatch.store import event_id
+
         if self._journal:
             self.store.append_journal(self._journal)
             self._journal = []
         all_events: list[dict[str, Any]] = []
         new_ids: set[str] = set()
+        states: list[tuple[str, str, Any]] = []
+        series_rows: list[tuple[str, dict[str, Any]]] = []
         for wt in self.targets:
             eng = wt.engine
             if eng is None:
@@ -201,11 +231,16 @@ class Watcher:
                 eng.advance(self.last_time)
             series = eng.tracker.series[wt.written_series :]
             if series:
-                self.store.write_series(
-                    wt.label,
-                    [{"time": p.time, "routes": p.routes, "visible_prefixes": p.visible_prefixes,
-                      "by_upstream": {str(u): n for u, n in p.by_upstream.items()}} for p in series],
-                )  # fmt: skip
+                points = [
+                    {
+                        "time": p.time,
+                        "routes": p.routes,
+                        "visible_prefixes": p.visible_prefixes,
+                        "by_upstream": {str(u): n for u, n in p.by_upstream.items()},
+                    }
+                    for p in series
+                ]
+                series_rows.extend((wt.label, p) for p in points)
                 wt.written_series += len(series)
             events = [e for e in eng.events(self.names) if e["type"] in wt.event_types]
             events += [dict(g) for g in self._gaps]
@@ -213,17 +248,16 @@ class Watcher:
                 e["target"] = wt.label
             new_ids.update(self.store.upsert_events(events, "watch", now))
             all_events.extend(events)
-            self.store.set_state(wt.label, "upstreams", self._upstreams_now(wt), now)
-            self.store.set_state(wt.label, "routes", eng.tracker.routes, now)
-            self.store.set_state(wt.label, "outages", [o.start_event() for o in eng.outages.outages], now)
-            self.store.set_state(
-                wt.label, "position", {"time": iso(self.last_time), "rows": self.rows_applied}, now
-            )
-        if self.on_events is not None:
-            self.on_events(all_events, now)
-        from transitwatch.store import event_id
-
-        return [e for e in all_events if event_id(e) in new_ids]
+            states.append((wt.label, "upstreams", self._upstreams_now(wt)))
+            states.append((wt.label, "routes", eng.tracker.routes))
+            states.append((wt.label, "outages", [o.start_event() for o in eng.outages.outages]))
+            states.append((wt.label, "position", {"time": iso(self.last_time), "rows": self.rows_applied}))
+        self.store.write_series_many(series_rows)
+        # only what changed since the last flush: each write costs a statement
+        changed = [(t, k, v) for t, k, v in states if self._written.get((t, k)) != v]
+        self.store.set_states(changed, now)
+        self._written.update({(t, k): v for t, k, v in changed})
+        return all_events, [e for e in all_events if event_id(e) in new_ids]
 
     def _upstreams_now(self, wt: WatchedTarget) -> list[dict[str, Any]]:
         assert wt.engine is not None
