@@ -191,8 +191,8 @@ class Store:
                     [now],
                 )
                 con.execute(
-                    "INSERT INTO events SELECT id, target, type, subject, time, data, ?, ?, ? FROM event_batch "
-                    "WHERE id NOT IN (SELECT id FROM events)",
+                    "INSERT INTO events SELECT id, target, type, subject, time, data, ?, ?, ? "
+                    "FROM event_batch WHERE id NOT IN (SELECT id FROM events)",
                     [source, now, now],
                 )
             finally:
