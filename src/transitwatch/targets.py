@@ -165,9 +165,13 @@ class TargetSet:
         self._asn_array = pa.array(sorted(target.asns), pa.uint32())
         self._known: pa.Array | None = None
 
+    #: bumped whenever any TargetSet gains a prefix: caches of "which targets hold this prefix" check it
+    generation = 0
+
     def add(self, prefix: str, when: float) -> bool:
         if prefix in self.prefixes:
             return False
+        TargetSet.generation += 1
         self.prefixes[prefix] = when
         self._known = None
         with contextlib.suppress(ValueError):  # not a prefix radix can hold: never in the watched space

@@ -23,7 +23,7 @@ from transitwatch.detect.outages import OutageRule
 from transitwatch.model import Element
 from transitwatch.routing.state import FullFeedRule, PeerKey, PeerTables, Row
 from transitwatch.store import Store
-from transitwatch.targets import Target
+from transitwatch.targets import Target, TargetSet
 from transitwatch.timeutil import iso
 from transitwatch.watch.config import TargetConfig, WatchConfig
 
@@ -89,7 +89,7 @@ class Watcher:
             for a in wt.target.asns:
                 self._by_asn[a].append(wt)
         self._by_prefix: dict[str, list[WatchedTarget]] = {}  # prefix -> targets it is inside of
-        self._known_prefixes = 0  # target prefixes of all engines when _by_prefix was filled
+        self._generation = -1  # TargetSet.generation when _by_prefix was filled
 
     # ---- set-up ------------------------------------------------------------------------------
     def bootstrap(self, collectors: list[CollectorRows], start: float) -> None:
@@ -180,10 +180,9 @@ class Watcher:
 
     def _prefix_targets(self, prefix: str) -> list[WatchedTarget]:
         """Targets whose prefixes or watched space hold ``prefix`` (cached; refreshed on discoveries)."""
-        known = sum(len(wt.engine.targets.prefixes) for wt in self.targets if wt.engine is not None)
-        if known != self._known_prefixes:  # a target discovered a prefix: its watched space grew
+        if TargetSet.generation != self._generation:  # a target discovered a prefix: its space grew
             self._by_prefix.clear()
-            self._known_prefixes = known
+            self._generation = TargetSet.generation
         hit = self._by_prefix.get(prefix)
         if hit is None:
             hit = [
