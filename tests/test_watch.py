@@ -312,6 +312,9 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
         rislive_server.wait_until(lambda s: s.stalled, timeout=60)
         half_ts = float(sent[half - 1]["data"]["timestamp"])
         _wait_for_line(first, lambda ln: "flushed:" in ln and _data_time(ln) >= half_ts, lines)
+        # the watcher opens its store only to write: another process (serve) can read meanwhile
+        with Store(tmp_path / "live.duckdb", read_only=True, lock_timeout=10) as reader:
+            assert reader.count_events("KP") > 0
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)

@@ -9,6 +9,7 @@ from transitwatch.commands.anomalies import anomalies
 from transitwatch.commands.demo import demo
 from transitwatch.commands.dump import dump
 from transitwatch.commands.outages import outages
+from transitwatch.commands.serve import serve
 from transitwatch.commands.upstreams import upstreams
 from transitwatch.commands.watch import check_config, replay, watch
 from transitwatch.commands.whatif import whatif
@@ -39,6 +40,7 @@ main.add_command(files)
 main.add_command(watch)
 main.add_command(replay)
 main.add_command(check_config)
+main.add_command(serve)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -76,29 +77,78 @@ def event_id(ev: dict[str, Any]) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
-class Store:
-    """A DuckDB file of events, series and state. Use as a context manager, or call :meth:`close`."""
+class StoreBusy(OSError):
+    """Another process holds the store's file (DuckDB allows one writer, or readers, at a time)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+
+class Store:
+    """A DuckDB file of events, series and state. Use as a context manager, or call :meth:`close`.
+
+    ``keep_open=False`` opens the file only for each operation (or :meth:`session`) and closes it
+    after, so that other processes (``serve`` reading while ``watch`` writes) get their turn; opening
+    waits up to ``lock_timeout`` seconds for a file another process holds.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        keep_open: bool = True,
+        lock_timeout: float = 30.0,
+    ) -> None:
         self.path = os.fspath(path)
         self.read_only = read_only
+        self.keep_open = keep_open
+        self.lock_timeout = lock_timeout
         if read_only and not os.path.exists(self.path):
             raise FileNotFoundError(f"no store at {self.path}")
-        self._con = duckdb.connect(self.path, read_only=read_only)
+        self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.RLock()  # one connection; serialise the threads that share it
         self._depth = 0  # nesting of _tx(): only the outermost begins and commits
-        if not read_only:
-            with self._tx() as con:
-                for ddl in _DDL:
-                    con.execute(ddl)
-                con.execute(
-                    "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
-                    [str(SCHEMA_VERSION)],
-                )
+        self._sessions = 0
+        with self.session():
+            if not read_only:
+                with self._tx() as con:
+                    for ddl in _DDL:
+                        con.execute(ddl)
+                    con.execute(
+                        "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                        [str(SCHEMA_VERSION)],
+                    )
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.01
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=self.read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise StoreBusy(f"{self.path}: {exc}") from exc
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))  # another process's turn
+                delay = min(delay * 2, 0.5)
+
+    @contextmanager
+    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file open for the duration (nested sessions share it)."""
+        with self._lock:
+            if self._con is None:
+                self._con = self._connect()
+            self._sessions += 1
+            try:
+                yield self._con
+            finally:
+                self._sessions -= 1
+                if not self.keep_open and self._sessions == 0 and self._depth == 0:
+                    self._con.close()
+                    self._con = None
 
     def close(self) -> None:
         with self._lock:
-            self._con.close()
+            if self._con is not None:
+                self._con.close()
+                self._con = None
 
     def __enter__(self) -> Store:
         return self
@@ -114,29 +164,29 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._lock:  # re-entrant: writes inside transaction() join it
+        with self._lock, self.session() as con:  # re-entrant: writes inside transaction() join it
             if self._depth:
                 self._depth += 1
                 try:
-                    yield self._con
+                    yield con
                 finally:
                     self._depth -= 1
                 return
-            self._con.execute("BEGIN TRANSACTION")
+            con.execute("BEGIN TRANSACTION")
             self._depth = 1
             try:
-                yield self._con
+                yield con
             except BaseException:
-                self._con.execute("ROLLBACK")
+                con.execute("ROLLBACK")
                 raise
             else:
-                self._con.execute("COMMIT")
+                con.execute("COMMIT")
             finally:
                 self._depth = 0
 
     def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._con.execute(sql, params or []).fetchall()
+        with self._lock, self.session() as con:
+            return con.execute(sql, params or []).fetchall()
 
     # ---- targets -----------------------------------------------------------------------------
     def upsert_target(self, target: str, info: dict[str, Any], now: float) -> None:

@@ -94,7 +94,8 @@ def open_watcher(
     """
     registry = load_registry_for(config)
     targets = resolve_targets(config, registry)
-    store = Store(config.storage)
+    # open only while writing, so `serve` can read the store between flushes
+    store = Store(config.storage, keep_open=False)
     dispatcher = None
     if on_events is None and any(t.alerts for t in config.targets):
         from transitwatch.alerts import build_dispatcher
