@@ -159,6 +159,10 @@ def upstreams(
         anomaly=anomaly,
         spof_share=spof_share,
     )
-    result = analyse_upstreams(tgt, inputs, options, names=reg, on_issue=on_issue)
+    from transitwatch.progress import reading_files, wanted
+
+    n_files = sum(len(ci.updates) + (1 if ci.rib else 0) for ci in inputs)
+    with reading_files(n_files, wanted(progress) and workers <= 1 and scheduler is None) as on_file:
+        result = analyse_upstreams(tgt, inputs, options, names=reg, on_issue=on_issue, progress=on_file)
     result.gaps = gaps
     return result
