@@ -78,7 +78,7 @@ def plan_inputs(
         # the cache mirrors the archive's layout: plan from it, and make no request at all
         archive = str(cache_dir)
     plan = plan_files(archive, collectors, start, end)
-    gaps = [gap_json(g) for g in plan.gaps]
+    gaps = [g.to_dict() for g in plan.gaps]
     locations: dict[str, str] = {}
     files = plan.all_files()
     if any(f.location.startswith(("http://", "https://")) for f in files):
@@ -87,7 +87,7 @@ def plan_inputs(
         with Downloader(cache_dir, offline=offline, progress=progress) as dl:
             fetched = dl.fetch(files)
         locations = {f.location: str(p) for f, p in fetched.paths.items()}
-        gaps.extend(gap_json(g) for g in fetched.gaps)
+        gaps.extend(g.to_dict() for g in fetched.gaps)
     else:
         locations = {f.location: f.location for f in files}
     inputs = []
@@ -101,20 +101,6 @@ def plan_inputs(
             CollectorInput(name, locations[rib.location] if rib else None, updates, rib.time if rib else None)
         )
     return inputs, gaps
-
-
-def gap_json(g: Any) -> dict[str, Any]:
-    """A data gap (files the analysis lacks) as JSON: which collector, which interval, why."""
-    from transitwatch.timeutil import iso
-
-    return {
-        "collector": g.collector,
-        "kind": g.kind,
-        "start": iso(g.start),
-        "end": iso(g.end),
-        "reason": g.reason,
-        "detail": g.detail,
-    }
 
 
 def upstreams(

@@ -127,18 +127,7 @@ class ArchivePlan:
                 }
                 for f in self.all_files()
             ],
-            "gaps": [
-                {
-                    "collector": g.collector,
-                    "kind": g.kind,
-                    "start": iso(g.start),
-                    "end": iso(g.end),
-                    "reason": g.reason,
-                    "detail": g.detail,
-                    "locations": list(g.locations),
-                }
-                for g in self.gaps
-            ],
+            "gaps": [g.to_dict() for g in self.gaps],
         }
 
 

@@ -63,6 +63,18 @@ class Gap:
         text = f"{self.collector} {self.kind} {iso(self.start)} to {iso(self.end)}: {self.reason}"
         return f"{text} ({self.detail})" if self.detail else text
 
+    def to_dict(self) -> dict[str, Any]:
+        """For JSON output: which collector, which interval, why, and the files that would fill it."""
+        return {
+            "collector": self.collector,
+            "kind": self.kind,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "reason": self.reason,
+            "detail": self.detail,
+            "locations": list(self.locations),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:

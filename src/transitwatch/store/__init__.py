@@ -184,6 +184,16 @@ class Store:
             finally:
                 self._depth = 0
 
+    @staticmethod
+    def _with_batch(con: duckdb.DuckDBPyConnection, name: str, batch: Any, *statements: str) -> None:
+        """Run statements that read an Arrow table registered as ``name`` (bulk writes)."""
+        con.register(name, batch)
+        try:
+            for sql in statements:
+                con.execute(sql)
+        finally:
+            con.unregister(name)
+
     def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self._lock, self.session() as con:
             return con.execute(sql, params or []).fetchall()
@@ -322,11 +332,9 @@ class Store:
             }
         )
         with self._tx() as con:
-            con.register("series_batch", batch)
-            try:
-                con.execute("INSERT OR REPLACE INTO series SELECT * FROM series_batch")
-            finally:
-                con.unregister("series_batch")
+            self._with_batch(
+                con, "series_batch", batch, "INSERT OR REPLACE INTO series SELECT * FROM series_batch"
+            )
 
     def series(
         self, target: str, since: float | None = None, until: float | None = None
@@ -368,11 +376,9 @@ class Store:
             }
         )
         with self._tx() as con:
-            con.register("state_batch", batch)
-            try:
-                con.execute("INSERT OR REPLACE INTO state SELECT * FROM state_batch")
-            finally:
-                con.unregister("state_batch")
+            self._with_batch(
+                con, "state_batch", batch, "INSERT OR REPLACE INTO state SELECT * FROM state_batch"
+            )
 
     def state(self, target: str, key: str) -> Any:
         rows = self._query("SELECT value FROM state WHERE target = ? AND key = ?", [target, key])
@@ -403,11 +409,7 @@ class Store:
                     "new_state": pa.array(cols[8], pa.int32()),
                 }
             )
-            con.register("journal_batch", batch)
-            try:
-                con.execute("INSERT INTO journal SELECT * FROM journal_batch")
-            finally:
-                con.unregister("journal_batch")
+            self._with_batch(con, "journal_batch", batch, "INSERT INTO journal SELECT * FROM journal_batch")
 
     def journal_rows(self, since: float | None = None) -> list[Any]:
         """The journaled rows in the order they were applied."""
