@@ -1,0 +1,105 @@
+"""Benchmark inputs: the real MRT files in /work/shared and the cached full-size synthetic RIB.
+
+The full-size RIB is built once by ``/work/shared/tools/scenario.py --rib-only`` into
+``bench/data/fulltable-<key>/`` where ``<key>`` is a hash of the spec and of the generator's source,
+so changing either rebuilds it and an unchanged spec reuses it. The build writes into a temporary
+directory that is renamed only when complete: an interrupted build is never mistaken for a cache hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+DATA_DIR = BENCH_DIR / "data"
+SHARED = Path(os.environ.get("TRANSITWATCH_SHARED", BENCH_DIR.parent.parent / "shared"))
+SCENARIO_TOOL = SHARED / "tools" / "scenario.py"
+FULLTABLE_SPEC = SHARED / "scenarios" / "bench-fulltable.json"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str  # short label for tables
+    path: Path
+    about: str
+    kind: str  # "rib" or "updates"
+    full_size: bool = False
+
+
+REAL_RIB = Dataset(
+    "routeviews-rib-2014 (1 MB cut)",
+    SHARED / "data/mrt/routeviews/rib.20140523.0600_firstMB.trimmed.gz",
+    "real RouteViews TABLE_DUMP_V2 RIB, first MB, gzip",
+    "rib",
+)
+REAL_UPDATES = Dataset(
+    "ris-updates-2016",
+    SHARED / "data/mrt/ris/updates.20160811.1600.gz",
+    "real RIPE RIS rrc21 BGP4MP update file (5 min), gzip",
+    "updates",
+)
+
+
+def spec_key(spec: Path = FULLTABLE_SPEC) -> str:
+    """Cache key: the spec's bytes plus the generator's source (its output depends on both)."""
+    h = hashlib.sha256()
+    for p in (spec, SCENARIO_TOOL, SCENARIO_TOOL.with_name("mrtwrite.py")):
+        h.update(p.name.encode() + b"\0")
+        h.update(p.read_bytes() if p.exists() else b"")
+    return h.hexdigest()[:12]
+
+
+def _rib_relpath(spec: Path) -> Path:
+    """Where scenario.py puts the RIB of the spec's first collector (RIS layout: gzip bview)."""
+    s = json.loads(spec.read_text())
+    c = s["collectors"][0]
+    day = time.strptime(s["start"], "%Y-%m-%dT%H:%M:%SZ")
+    if c.get("kind", "ris") != "ris":
+        raise ValueError("the benchmark expects a RIS-style (gzip) collector in the spec")
+    return Path(c["name"], time.strftime("%Y.%m", day), time.strftime("bview.%Y%m%d.%H%M.gz", day))
+
+
+def fulltable(spec: Path = FULLTABLE_SPEC, *, log: Callable[[str], None] = print) -> Dataset:
+    """The full-size synthetic RIB, built on first use (several minutes) and cached."""
+    key = spec_key(spec)
+    out = DATA_DIR / f"fulltable-{key}"
+    rib = out / _rib_relpath(spec)
+    if not rib.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = DATA_DIR / f".fulltable-{key}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = [sys.executable, str(SCENARIO_TOOL), "--rib-only", str(spec), str(tmp)]
+        log(f"building the full-size RIB (once, several minutes): {' '.join(cmd)}")
+        t0 = time.monotonic()
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError(f"scenario.py failed ({res.returncode}):\n{res.stderr[-4000:]}")
+        (tmp / "BUILD.txt").write_text(
+            f"{' '.join(cmd)}\n{res.stdout.strip()}\nbuilt in {time.monotonic() - t0:.0f} s\n"
+        )
+        try:
+            tmp.rename(out)
+        except OSError:  # another run finished the same build first: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+        log(f"built {rib} in {time.monotonic() - t0:.0f} s")
+    return Dataset(
+        "synthetic full table",
+        rib,
+        f"synthetic TABLE_DUMP_V2 RIB from {spec.name}, gzip",
+        "rib",
+        full_size=True,
+    )
+
+
+if __name__ == "__main__":
+    print(fulltable().path)
