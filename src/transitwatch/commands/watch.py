@@ -13,25 +13,32 @@ import click
 from transitwatch.commands.common import handle_errors, parse_time_option, registry_dir, write_output
 
 
-def _load(ctx: click.Context, path: str) -> Any:
+def _load(ctx: click.Context, path: str, registry: str | None = None) -> Any:
+    """The config, with --registry (the command's or the group's) over its own `registry`."""
     from transitwatch.watch.config import ConfigError, load_config
 
     try:
         cfg = load_config(path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    reg = registry_dir(ctx, None)
+    reg = registry_dir(ctx, registry)
     return cfg.model_copy(update={"registry": reg}) if reg else cfg
+
+
+REGISTRY_OPTION = click.option(
+    "--registry", metavar="DIR", help="RIR files, instead of the config's `registry`."
+)
 
 
 @click.command("check-config")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@REGISTRY_OPTION
 @click.pass_context
-def check_config(ctx: click.Context, config: str) -> None:
+def check_config(ctx: click.Context, config: str, registry: str | None) -> None:
     """Validate a watch.yml: every problem is listed with its key (alert channels included)."""
     from transitwatch.alerts.channels import ChannelConfigError, make_channel
 
-    cfg = _load(ctx, config)
+    cfg = _load(ctx, config, registry)
     problems = []
     for name, section in cfg.alerts.items():
         try:
@@ -63,6 +70,7 @@ def check_config(ctx: click.Context, config: str) -> None:
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False))
+@REGISTRY_OPTION
 @click.pass_context
 @handle_errors
 def replay(
@@ -74,11 +82,12 @@ def replay(
     speed: float,
     fmt: str,
     output: str | None,
+    registry: str | None,
 ) -> None:
     """Feed MRT update files through exactly the code `watch` runs on RIS Live; store and print the events."""
     from transitwatch.watch.run import replay as run_replay
 
-    cfg = _load(ctx, config_path)
+    cfg = _load(ctx, config_path, registry)
     t0 = parse_time_option(start, "--from")
     t1 = parse_time_option(end, "--to")
     assert t0 is not None and t1 is not None
@@ -104,9 +113,10 @@ def replay(
 @click.command()
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--verbose", "-v", is_flag=True, help="Log the stream's connections, gaps and lag.")
+@REGISTRY_OPTION
 @click.pass_context
 @handle_errors
-def watch(ctx: click.Context, config_path: str, verbose: bool) -> None:
+def watch(ctx: click.Context, config_path: str, verbose: bool, registry: str | None) -> None:
     """Follow RIS Live for the config's targets: same detectors as the archive commands, every event
     stored, alerts sent. Starts from the latest RIB dumps (and update files since), resumes after a
     crash from the store's journal, and reports every blind interval of the stream as a data gap."""
@@ -115,7 +125,7 @@ def watch(ctx: click.Context, config_path: str, verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
     )
-    cfg = _load(ctx, config_path)
+    cfg = _load(ctx, config_path, registry)
 
     async def main() -> None:
         stop = asyncio.Event()

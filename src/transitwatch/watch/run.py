@@ -153,7 +153,7 @@ def replay(
         watcher.process(pending)
         watcher.last_time = max(watcher.last_time or start, float(end))
         watcher.flush()
-        return watcher.events()
+        return watcher.events(since=start, until=end)  # this window's, whatever the store held before
     finally:
         if dispatcher is not None:
             dispatcher.close()

@@ -280,9 +280,9 @@ class Watcher:
             )
         return rows
 
-    def events(self) -> list[dict[str, Any]]:
-        """Every event of every target, as stored (time order)."""
+    def events(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        """The events of every target, as stored, in time order (optionally within [since, until))."""
         out = []
         for wt in self.targets:
-            out.extend(self.store.events(wt.label, limit=1_000_000))
+            out.extend(self.store.events(wt.label, since=since, until=until, limit=1_000_000))
         return out
