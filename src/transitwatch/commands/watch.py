@@ -102,7 +102,8 @@ def replay(
 
     with Store(cfg.storage, read_only=True) as store:
         n_full = {t["target"]: t.get("full_feed_peers") or 0 for t in store.targets()}
-    lines = [f"{len(events)} events stored in {cfg.storage}"]
+    n = len(events)
+    lines = [f"{n} event{'s' if n != 1 else ''} in the window, stored in {cfg.storage}"]
     for e in events:
         lines.append(
             f"{e['time']}  {e['target']:<12} {e['type']:<16} {describe_event(e, n_full.get(e['target'], 0))}"
