@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# numpy (imported by pyarrow) otherwise starts an OpenBLAS thread pool that nothing here uses but
+# that costs start-up time and competes for cores; this is our own process, so say so early
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import click
 
 from transitwatch import __version__

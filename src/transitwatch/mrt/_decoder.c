@@ -1626,10 +1626,12 @@ static int do_bgp4mp(Decoder *D, const uint8_t *b, size_t len, uint32_t ts, int 
             add_issue(D, D->rec_off, SEV_WARNING, type, subtype, "microsecond field %u is not below 1000000", m.usec);
         }
     }
-    if (m.et)
-        snprintf(m.tstr, sizeof m.tstr, "%u.%06u", ts, m.usec);
-    else
-        snprintf(m.tstr, sizeof m.tstr, "%u", ts);
+    if (D->want_bgpdump) { /* the time as bgpdump prints it, only needed for its lines */
+        if (m.et)
+            snprintf(m.tstr, sizeof m.tstr, "%u.%06u", ts, m.usec);
+        else
+            snprintf(m.tstr, sizeof m.tstr, "%u", ts);
+    }
     size_t rec_len = cur_left(&c);
     if (subtype == 0 || subtype == 5) { /* STATE_CHANGE(_AS4) */
         int asn_len = subtype == 5 ? 4 : 2;
@@ -1752,7 +1754,7 @@ static int do_bgp_legacy(Decoder *D, const uint8_t *b, size_t len, uint32_t ts, 
     m.afi = 1;
     m.receive = 1;
     m.rectype = R_BGP;
-    snprintf(m.tstr, sizeof m.tstr, "%u", ts);
+    if (D->want_bgpdump) snprintf(m.tstr, sizeof m.tstr, "%u", ts);
     cur_t c = {b, b + len};
     if (subtype == 1) { /* UPDATE */
         NEED(&c, 12, "BGP UPDATE header");

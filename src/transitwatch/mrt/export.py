@@ -21,8 +21,8 @@ def bgpdump_lines(batch: pa.RecordBatch) -> list[str]:
 def json_rows(batch: pa.RecordBatch) -> Iterable[dict[str, Any]]:
     """Rows as JSON-ready dicts; times as ISO 8601 UTC, absent fields omitted."""
     names = [n for n in batch.schema.names if n != "bgpdump"]
-    ts = batch.column("timestamp").cast(pa.int64()).to_pylist()
-    orig = batch.column("originated").cast(pa.int64()).to_pylist()
+    ts = batch.column("timestamp").view(pa.int64()).to_pylist()
+    orig = batch.column("originated").view(pa.int64()).to_pylist()
     cols = {n: batch.column(n).to_pylist() for n in names if n not in ("timestamp", "originated")}
     for i in range(batch.num_rows):
         row: dict[str, Any] = {"type": cols["type"][i], "timestamp": iso(ts[i] / 1e6)}

@@ -127,8 +127,8 @@ _FIELDS = [f for f in Element.__slots__ if f not in ("type", "timestamp", "origi
 
 def batch_elements(batch: pa.RecordBatch) -> Iterator[Element]:
     """Row view of a batch: one :class:`Element` per row."""
-    ts = batch.column("timestamp").cast(pa.int64()).to_pylist()
-    orig = batch.column("originated").cast(pa.int64()).to_pylist()
+    ts = batch.column("timestamp").view(pa.int64()).to_pylist()
+    orig = batch.column("originated").view(pa.int64()).to_pylist()
     types = batch.column("type").to_pylist()
     cols = {name: batch.column(name).to_pylist() for name in _FIELDS}
     for i in range(batch.num_rows):

@@ -110,8 +110,8 @@ def batch_from_columns(cols: dict[str, Any], collector: pa.Array) -> pa.RecordBa
         ),
         _prim(pa.uint32(), n, cols["aggregator_asn"], cols["aggregator_valid"]),
         _dict(n, attr, cols["aggregator_valid"], _strings(cols["l_aggaddr"])),
-        # the decoder keeps originated times in int64 seconds
-        _prim(pa.int64(), n, cols["originated"], cols["originated_valid"]).cast(_UTC_S),
+        # the decoder keeps originated times in int64 seconds: the timestamp type's own layout
+        _prim(_UTC_S, n, cols["originated"], cols["originated_valid"]),
         _prim(pa.uint8(), n, cols["safi"], cols["safi_valid"]),
         _prim(pa.uint16(), n, cols["old_state"], states),
         _prim(pa.uint16(), n, cols["new_state"], states),

@@ -70,7 +70,7 @@ def rows_from_batch(batch: pa.RecordBatch, mask: pa.Array | None, collector: str
     if not n:
         return []
     cols = {c: batch.column(c) for c in _ROW_COLUMNS}
-    ts = cols["timestamp"].cast(pa.int64()).to_pylist()
+    ts = cols["timestamp"].view(pa.int64()).to_pylist()
     lists = [cols[c].to_pylist() for c in _ROW_COLUMNS[1:]]
     out = []
     for i in range(n):
