@@ -22,7 +22,6 @@ from transitwatch.detect.outages import OutageDetector, OutageRule
 from transitwatch.detect.shares import ShareShiftDetector
 from transitwatch.routing.state import PeerKey, RouteState, Row
 from transitwatch.targets import Target, TargetSet
-from transitwatch.timeutil import iso
 
 
 class Engine:
@@ -117,7 +116,3 @@ def _epoch(text: str) -> float:
 
 
 _TYPE_ORDER = {"outage_end": 0, "upstream_lost": 1, "upstream_added": 2, "outage_start": 3}
-
-
-def describe_window(start: float, end: float | None) -> dict[str, Any]:
-    return {"from": iso(start), "to": iso(end)}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -129,10 +128,3 @@ def read_collectors(
                     on_issue(issue)
         return results
     return [read_collector(ci, target, end, on_issue=on_issue, progress=progress) for ci in inputs]
-
-
-def describe_stats(rows: list[CollectorRows]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for r in rows:
-        out[r.name] = dict(r.stats)
-    return out

@@ -44,15 +44,3 @@ def upstream_of(path: tuple[int, ...], targets: Collection[int]) -> int | None:
     while i >= 0 and path[i] in targets:
         i -= 1
     return path[i] if i >= 0 else None
-
-
-def transit_ases(path: tuple[int, ...], targets: Collection[int]) -> tuple[int, ...]:
-    """The ASes a route crosses between the collector's peer and the target (prepending removed).
-
-    Used by the dependency analysis: everything left of the target run, peer AS included.
-    """
-    p = collapse(path)
-    i = len(p) - 1
-    while i >= 0 and p[i] in targets:
-        i -= 1
-    return p[: i + 1]

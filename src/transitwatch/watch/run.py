@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from transitwatch.analysis.feed import CollectorRows, merge_updates, read_collector
@@ -305,11 +305,6 @@ class _NextEvent:
             with contextlib.suppress(BaseException):
                 await self.pending
             self.pending = None
-
-
-def iter_events(store_path: str, target: str | None = None) -> Iterator[dict[str, Any]]:
-    with Store(store_path, read_only=True) as store:
-        yield from store.events(target, limit=10_000_000)
 
 
 def describe_position(watcher: Watcher) -> str:
