@@ -196,19 +196,27 @@ class PeerTables:
         return cls(defaultdict(int), defaultdict(int))
 
     def add_batch(self, batch: pa.RecordBatch, collector: str) -> None:
-        rib = batch.filter(pc.equal(batch.column("type").dictionary_decode(), "R"))
-        if not rib.num_rows:
+        # work on the dictionaries' indices: decoding a full table's strings would cost more
+        types: pa.DictionaryArray = batch.column("type")
+        is_rib = pc.equal(pc.take(types.dictionary, types.indices), "R")
+        if not pc.all(is_rib).as_py():
+            batch = batch.filter(is_rib)
+        if not batch.num_rows:
             return
-        is_v6 = pc.fill_null(pc.match_substring(rib.column("prefix").dictionary_decode(), ":"), False)
+        prefix: pa.DictionaryArray = batch.column("prefix")
+        peer: pa.DictionaryArray = batch.column("peer_address")
+        v6_by_value = pc.fill_null(pc.match_substring(prefix.dictionary, ":"), False)
         table = pa.table(
             {
-                "address": rib.column("peer_address").dictionary_decode(),
-                "asn": rib.column("peer_asn"),
-                "v6": is_v6,
+                "peer": peer.indices,
+                "asn": batch.column("peer_asn"),
+                "v6": pc.take(v6_by_value, prefix.indices),
             }
         )
-        for rec in table.group_by(["address", "asn", "v6"]).aggregate([([], "count_all")]).to_pylist():
-            key = PeerKey(collector, rec["address"] or "", rec["asn"])
+        addresses = peer.dictionary.to_pylist()
+        for rec in table.group_by(["peer", "asn", "v6"]).aggregate([([], "count_all")]).to_pylist():
+            address = addresses[rec["peer"]] if rec["peer"] is not None else None
+            key = PeerKey(collector, address or "", rec["asn"])
             (self.v6 if rec["v6"] else self.v4)[key] += rec["count_all"]
 
     def peers(self) -> set[PeerKey]:
