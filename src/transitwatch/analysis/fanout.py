@@ -13,10 +13,12 @@ http(s) archive that each worker streams).
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 from transitwatch.analysis.feed import CollectorInput, CollectorRows, read_collector
+from transitwatch.mrt.io import set_bz2_threads
 from transitwatch.targets import Target
 
 
@@ -38,7 +40,9 @@ def map_collectors(
         return _on_dask(inputs, job, scheduler)
     if workers <= 1 or len(inputs) <= 1:
         return [job(ci) for ci in inputs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(inputs))) as pool:
+    processes = min(workers, len(inputs))
+    share = max(1, (os.cpu_count() or 1) // processes)  # each worker's share of the cores
+    with ProcessPoolExecutor(max_workers=processes, initializer=set_bz2_threads, initargs=(share,)) as pool:
         return list(pool.map(job, inputs))
 
 

@@ -107,11 +107,24 @@ def _bunzip(raw: Iterator[bytes]) -> Iterator[bytes]:
         raise TruncatedInput("the bzip2 stream ends before its end marker (truncated download?)")
 
 
+_bz2_threads: int | None = None  # None: every core
+
+
+def set_bz2_threads(threads: int | None) -> None:
+    """Cap the threads one process uses to decode a .bz2 file.
+
+    Worker pools give each process its share of the cores; with every worker using them all, the
+    pool oversubscribes the machine and runs no faster than one process.
+    """
+    global _bz2_threads
+    _bz2_threads = None if threads is None else max(1, threads)
+
+
 def _bunzip_parallel(path: str | os.PathLike[str]) -> Iterator[bytes]:
-    """Local .bz2 files: indexed_bzip2 decodes blocks on every core (bzip2 is slow on one)."""
+    """Local .bz2 files: indexed_bzip2 decodes blocks on several cores (bzip2 is slow on one)."""
     import indexed_bzip2
 
-    threads = max(1, os.cpu_count() or 1)
+    threads = _bz2_threads or max(1, os.cpu_count() or 1)
     try:
         fh: BinaryIO = indexed_bzip2.open(os.fspath(path), parallelization=threads)
     except Exception as exc:  # its own error types: fall back to the sequential decoder
