@@ -24,6 +24,10 @@ DATA_DIR = BENCH_DIR / "data"
 SHARED = Path(os.environ.get("TRANSITWATCH_SHARED", BENCH_DIR.parent.parent / "shared"))
 SCENARIO_TOOL = SHARED / "tools" / "scenario.py"
 FULLTABLE_SPEC = SHARED / "scenarios" / "bench-fulltable.json"
+SPECS_DIR = BENCH_DIR / "specs"
+WORKERS_SPEC = SPECS_DIR / "bench-workers-kp.json"  # the multi-collector archive (workers, rislive)
+QUICK_TABLE_SPEC = SPECS_DIR / "bench-quicktable.json"  # a small RIB for --quick runs
+REGISTRY = SHARED / "registry"
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def fulltable(spec: Path = FULLTABLE_SPEC, *, log: Callable[[str], None] = print
         tmp = DATA_DIR / f".fulltable-{key}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         cmd = [sys.executable, str(SCENARIO_TOOL), "--rib-only", str(spec), str(tmp)]
-        log(f"building the full-size RIB (once, several minutes): {' '.join(cmd)}")
+        log(f"building the RIB of {spec.name} (once; minutes for the full size): {' '.join(cmd)}")
         t0 = time.monotonic()
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
@@ -101,5 +105,63 @@ def fulltable(spec: Path = FULLTABLE_SPEC, *, log: Callable[[str], None] = print
     )
 
 
+@dataclass(frozen=True)
+class Archive:
+    """A replay archive built by ``scenario.py SPEC OUT`` (RouteViews/RIS layout plus truth.json)."""
+
+    name: str
+    path: Path
+    spec: Path
+    start: str  # the spec's window, ISO
+    end: str
+    collectors: tuple[tuple[str, str], ...]  # (name, kind "ris" or "routeviews")
+
+    def build_log(self) -> str:
+        f = self.path / "BUILD.txt"
+        return f.read_text() if f.exists() else ""
+
+
+def scenario_archive(spec: Path = WORKERS_SPEC, *, log: Callable[[str], None] = print) -> Archive:
+    """A replay archive built from ``spec`` on first use (minutes for the benchmark spec) and cached in
+    ``bench/data/NAME-KEY/`` (KEY: the spec and the generator's source), built into a temporary folder
+    renamed when complete."""
+    s = json.loads(spec.read_text())
+    key = spec_key(spec)
+    out = DATA_DIR / f"{s['name']}-{key}"
+    if not (out / "truth.json").exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = DATA_DIR / f".{s['name']}-{key}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = [sys.executable, str(SCENARIO_TOOL), str(spec), str(tmp)]
+        log(f"building the archive {s['name']} (once, several minutes): {' '.join(cmd)}")
+        t0 = time.monotonic()
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0 or not (tmp / "truth.json").exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError(f"scenario.py failed ({res.returncode}):\n{res.stderr[-4000:]}")
+        files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.name != "truth.json")
+        size = sum(p.stat().st_size for p in files)
+        (tmp / "BUILD.txt").write_text(
+            f"{' '.join(cmd)}\n{len(files)} files, {size / 1e6:.0f} MB\n"
+            f"built in {time.monotonic() - t0:.0f} s\n"
+        )
+        try:
+            tmp.rename(out)
+        except OSError:  # another run finished the same build first: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+        log(f"built {out} in {time.monotonic() - t0:.0f} s")
+    return Archive(
+        s["name"],
+        out,
+        spec,
+        s["start"],
+        s["end"],
+        tuple((c["name"], c.get("kind", "ris")) for c in s["collectors"]),
+    )
+
+
 if __name__ == "__main__":
-    print(fulltable().path)
+    if sys.argv[1:] == ["workers"]:
+        print(scenario_archive().path)
+    else:
+        print(fulltable().path)

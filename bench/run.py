@@ -23,9 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ modules, what
 import common
 
 # section name -> module under bench/, in the order they run and appear in RESULTS.md.
-# Planned: "upstreams" (analysis), "workers" (multi-process speed-up), "rislive" (stream throughput).
 SECTIONS: dict[str, str] = {
     "reader": "reader_bench",
+    "upstreams": "upstreams_bench",
+    "workers": "workers_bench",
+    "rislive": "rislive_bench",
 }
 
 
