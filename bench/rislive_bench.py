@@ -239,8 +239,7 @@ def throughput(opts: common.Options, log: Log) -> tuple[list[str], list[str], li
     parts = [
         ("parse_ris_message + row_from_element", med("parse_s")),
         ("Watcher.process (route state, detectors)", med("process_s")),
-        ("Watcher.flush (store: journal, series, events, state; per target)", med("flush_s")),
-        ("the two set_state calls watch() makes per flush", med("states_s")),
+        ("Watcher.flush (store: journal, series, events, state; one transaction)", med("flush_s")),
     ]
     other = loop - sum(v for _k, v in parts)
     parts.append(("the rest (loop, sorting the pending rows, timing)", other))
@@ -290,7 +289,7 @@ def throughput(opts: common.Options, log: Log) -> tuple[list[str], list[str], li
         "",
         common.markdown_table(split_header, split, [1, 2, 3]),
         "",
-        "Per flush (process + flush + the two states; store part = Watcher.flush alone):",
+        "Per flush (process + flush; store part = Watcher.flush alone):",
         "",
         common.markdown_table(flush_header, [flush_row], range(0, 7)),
         "",

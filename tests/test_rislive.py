@@ -4,6 +4,7 @@ the client against a real local websocket server replaying a real scenario with 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import socket
@@ -232,12 +233,67 @@ def test_parse_peer_state_and_silent_types() -> None:
         (update(community=[[3356]]), "bad community"),
         (update(community=[[3356, 70000]]), "community out of range"),
         (update(aggregator="65000"), "bad aggregator"),
+        (update(path=[64496, True]), "bad AS in path"),
+        (update(path=[64496, -1]), "out of range"),
+        (update(community=[[True, 1]]), "bad community AS"),
+        (update(community=[[65000, -1]]), "out of range"),
+        (update(withdrawals=["192.0.2.1/24"]), "has host bits set"),
+        (update(withdrawals=["010.0.0.0/8"]), "bad prefix"),
+        (update(withdrawals=["192.0.2.0/ 24"]), "bad prefix"),
+        (update(withdrawals=["2001:db8::/129"]), "bad prefix"),
+        (update(withdrawals=["2001:db8::%eth0/32"]), "bad prefix"),
     ],
 )
 def test_parse_malformed_raises_with_reason(message: Any, reason: str) -> None:
     with pytest.raises(RisLiveMessageError) as info:
         parse_ris_message(message)
     assert reason in info.value.reason
+
+
+def _canonical(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """How the MRT reader prints a prefix: inet_ntop of the address (RFC 5952 for IPv6), the length."""
+    family = socket.AF_INET6 if net.version == 6 else socket.AF_INET
+    return f"{socket.inet_ntop(family, net.network_address.packed)}/{net.prefixlen}"
+
+
+_networks = st.one_of(
+    st.builds(
+        lambda a, n: ipaddress.ip_network((a, n), strict=False),
+        st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address),
+        st.integers(0, 32),
+    ),
+    st.builds(
+        lambda a, n: ipaddress.ip_network((a, n), strict=False),
+        # mostly sparse addresses, so runs of zero groups (and their compression) are common
+        st.lists(st.sampled_from([0, 0, 0, 1, 0xDB8, 0xFFFF, 0x2001]), min_size=8, max_size=8).map(
+            lambda g: ipaddress.IPv6Address(sum(v << (16 * i) for i, v in enumerate(g)))
+        ),
+        st.integers(0, 128),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(net=_networks, style=st.sampled_from(["compressed", "exploded", "upper", "no length"]))
+def test_prefix_text_is_canonical_in_every_spelling(net: Any, style: str) -> None:
+    """The prefix fast path (inet_pton/inet_ntop) gives what ipaddress would, printed as the MRT reader
+    prints it, whatever spelling the stream uses; and rejects what ipaddress rejects."""
+    text = {
+        "compressed": net.with_prefixlen,
+        "exploded": net.exploded,
+        "upper": net.with_prefixlen.upper(),
+        "no length": str(net.network_address),
+    }[style]
+    expected = _canonical(net if style != "no length" else ipaddress.ip_network(net.network_address))
+    [el] = parse_ris_message(update(withdrawals=[text], announcements=None))
+    assert el.prefix == expected
+    if net.version == 4 or not net.network_address.ipv4_mapped:  # ipaddress prints those as hex
+        assert el.prefix == str(ipaddress.ip_network(text))
+    if net.prefixlen:  # the same address under a longer length has host bits set
+        host = f"{net.network_address + 1}/{net.prefixlen}" if net.num_addresses > 1 else None
+        if host is not None:
+            with pytest.raises(RisLiveMessageError, match="bad prefix"):
+                parse_ris_message(update(withdrawals=[host], announcements=None))
 
 
 # ---------------------------------------------------------------------------------------------------------

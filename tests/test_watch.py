@@ -378,3 +378,98 @@ def test_replay_json_and_check_config(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["check-config", str(bad)])
     assert res.exit_code == 1
     assert "targets[0].min_peers" in res.output and "typo" in res.output
+
+
+class StepClock:
+    """A clock that moves ``step`` seconds each time it is read: replay then flushes every few rows."""
+
+    def __init__(self, now: float, step: float) -> None:
+        self.now, self.step = now, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_many_targets_and_frequent_flushes_store_the_same_events(
+    tmp_path: Path, replayed: list[dict[str, Any]]
+) -> None:
+    """Targets that share space each get their rows (one radix lookup for all of them), and flushing
+    every few rows (events upserted only when new or changed) stores exactly what one flush stores."""
+    from transitwatch.analysis.feed import merge_updates
+    from transitwatch.watch.run import open_watcher, read_archive
+
+    targets = [{"target": "KP"}, {"target": "AS131279"}, {"target": "175.45.178.0/24"}]
+    cfg = load_config(write_config(tmp_path / "w.yml", tmp_path / "w.duckdb", targets=targets))
+    clock = StepClock(parse_time(END), 0.02)  # flush_interval 0.05: a flush every third read
+    events = replay(cfg, str(ARCHIVE), parse_time(START), parse_time(END), clock=clock)
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        by_target.setdefault(e["target"], []).append(e)
+    assert by_target["KP"] == replayed
+    added = {
+        (e["time"], e.get("upstream")) for e in by_target["175.45.178.0/24"] if e["type"] == "upstream_added"
+    }
+    assert ("2017-10-01T09:07:51Z", 20485) in added
+    assert {e["type"] for e in by_target["AS131279"]} >= {"upstream_added", "outage_start", "outage_end"}
+
+    # the watcher routes each row to exactly the targets whose prefixes or watched space hold it
+    watcher, store, union, _ = open_watcher(cfg, on_events=lambda _e, _n: None)
+    try:
+        rows, _gaps = read_archive(cfg, str(ARCHIVE), union, parse_time(START), parse_time(END))
+        watcher.bootstrap(rows, parse_time(START))
+        checked = 0
+        for row in merge_updates(rows):
+            if row.type == "S" or row.prefix is None:
+                continue
+            engines = [wt.engine for wt in watcher.targets]
+            expected = [
+                wt
+                for wt, eng in zip(watcher.targets, engines, strict=True)
+                if eng is not None
+                and (
+                    (row.origin_asn is not None and row.origin_asn in wt.target.asns)
+                    or row.prefix in eng.targets.prefixes
+                    or eng.targets.within_watch(row.prefix)
+                )
+            ]
+            assert {wt.label for wt in watcher._targets_for(row)} == {wt.label for wt in expected}, row
+            watcher.process([row])  # discoveries grow the watched space as the rows go
+            checked += 1
+        assert checked > 100
+    finally:
+        store.close()
+
+
+def test_rows_go_to_every_target_holding_their_prefix(tmp_path: Path) -> None:
+    """Nested and disjoint target spaces: a row reaches each target whose space holds its prefix (at
+    whatever depth of the one radix tree), or whose AS originates it, and no other."""
+    from transitwatch.routing.state import Row
+    from transitwatch.watch.run import open_watcher
+
+    targets = [
+        {"target": "10.0.0.0/8"},
+        {"target": "10.1.0.0/16"},
+        {"target": "10.1.2.0/24,AS64500"},
+        {"target": "2001:db8::/32"},
+    ]
+    cfg = load_config(write_config(tmp_path / "w.yml", tmp_path / "w.duckdb", targets=targets))
+    watcher, store, _union, _ = open_watcher(cfg, on_events=lambda _e, _n: None)
+    try:
+        watcher.bootstrap([], 1_500_000_000)
+
+        def labels(prefix: str, origin: int = 65000) -> list[str]:
+            row = Row(
+                1_500_000_001.0, "rrc00", "192.0.2.1", 64496, "A", prefix, f"64496 {origin}", origin, None
+            )
+            return sorted(wt.label for wt in watcher._targets_for(row))
+
+        assert labels("10.1.2.128/25") == ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24,AS64500"]
+        assert labels("10.1.3.0/24") == ["10.0.0.0/8", "10.1.0.0/16"]
+        assert labels("10.2.0.0/16") == ["10.0.0.0/8"]
+        assert labels("10.0.0.0/7") == []  # covers a target, is not inside one
+        assert labels("192.0.2.0/24") == []
+        assert labels("192.0.2.0/24", origin=64500) == ["10.1.2.0/24,AS64500"]
+        assert labels("2001:db8:1::/48") == ["2001:db8::/32"]
+    finally:
+        store.close()

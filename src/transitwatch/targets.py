@@ -193,6 +193,10 @@ class TargetSet:
         """Inside the watched space (target prefixes, explicit prefixes, delegated space)."""
         return self._covered(self._watch, prefix)
 
+    def watched_prefixes(self) -> list[str]:
+        """Every prefix of the watched space (explicit, delegated and discovered target prefixes)."""
+        return list(self._watch.prefixes())
+
     def is_target_origin(self, origin: int | None) -> bool:
         return origin is not None and origin in self.target.asns
 

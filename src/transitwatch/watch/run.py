@@ -235,9 +235,12 @@ async def watch(
 
         def flush() -> None:
             nonlocal last_flush
-            watcher.flush()
-            store.set_state("", "watcher", {"flushed_at": clock(), "data_time": watcher.last_time}, clock())
-            store.set_state("", "stream_counters", dataclasses.asdict(client.counters), clock())
+            watcher.flush(
+                [
+                    ("", "watcher", {"flushed_at": clock(), "data_time": watcher.last_time}),
+                    ("", "stream_counters", dataclasses.asdict(client.counters)),
+                ]
+            )
             last_flush = wall()
             logger.info("flushed: %s", describe_position(watcher))
             if on_flush is not None:

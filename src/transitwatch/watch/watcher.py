@@ -9,6 +9,7 @@ already sent are recorded in the store and not sent again.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -89,7 +90,10 @@ class Watcher:
             for a in wt.target.asns:
                 self._by_asn[a].append(wt)
         self._by_prefix: dict[str, list[WatchedTarget]] = {}  # prefix -> targets it is inside of
-        self._generation = -1  # TargetSet.generation when _by_prefix was filled
+        self._watch_index: Any = None  # radix tree of every target's watched space (see below)
+        self._generation = -1  # TargetSet.generation when _by_prefix and _watch_index were filled
+        self._stored_events: dict[str, str] = {}  # event id -> its JSON as last upserted
+        self._pending: list[Callable[[], None]] = []  # cache updates, applied once a flush commits
 
     # ---- set-up ------------------------------------------------------------------------------
     def bootstrap(self, collectors: list[CollectorRows], start: float) -> None:
@@ -127,18 +131,20 @@ class Watcher:
 
     def _store_targets(self, full: set[PeerKey]) -> None:
         now = self.clock()
-        for wt in self.targets:
-            assert wt.engine is not None
-            info = {
-                "spec": wt.config.target,
-                "country": wt.target.country,
-                "asns": sorted(wt.target.asns),
-                "prefixes": sorted(wt.engine.targets.prefixes),
-                "collectors": sorted({p.collector for p in full}),
-                "full_feed_peers": len(full),
-                "window": {"from": iso(self.start), "to": None},
-            }
-            self.store.upsert_target(wt.label, info, now)
+        collectors = sorted({p.collector for p in full})
+        with self.store.transaction():  # one commit for all targets, not one each
+            for wt in self.targets:
+                assert wt.engine is not None
+                info = {
+                    "spec": wt.config.target,
+                    "country": wt.target.country,
+                    "asns": sorted(wt.target.asns),
+                    "prefixes": sorted(wt.engine.targets.prefixes),
+                    "collectors": collectors,
+                    "full_feed_peers": len(full),
+                    "window": {"from": iso(self.start), "to": None},
+                }
+                self.store.upsert_target(wt.label, info, now)
 
     # ---- rows --------------------------------------------------------------------------------
     def restore(self) -> int:
@@ -182,19 +188,40 @@ class Watcher:
         """Targets whose prefixes or watched space hold ``prefix`` (cached; refreshed on discoveries)."""
         if TargetSet.generation != self._generation:  # a target discovered a prefix: its space grew
             self._by_prefix.clear()
+            self._watch_index = self._build_watch_index()
             self._generation = TargetSet.generation
         hit = self._by_prefix.get(prefix)
         if hit is None:
-            hit = [
-                wt
-                for wt in self.targets
-                if wt.engine is not None
-                and (prefix in wt.engine.targets.prefixes or wt.engine.targets.within_watch(prefix))
-            ]
+            hit = self._lookup_watch(prefix)
             if len(self._by_prefix) > 1_000_000:
                 self._by_prefix.clear()
             self._by_prefix[prefix] = hit
         return hit
+
+    def _build_watch_index(self) -> Any:
+        """One radix tree over every target's watched space; each node lists the targets (by index)
+        that watch it, so a prefix takes one covering search instead of one per target."""
+        import radix
+
+        tree = radix.Radix()
+        for i, wt in enumerate(self.targets):
+            if wt.engine is None:
+                continue
+            for p in wt.engine.targets.watched_prefixes():
+                node = tree.add(p)
+                node.data.setdefault("targets", []).append(i)
+        return tree
+
+    def _lookup_watch(self, prefix: str) -> list[WatchedTarget]:
+        try:
+            nodes = self._watch_index.search_covering(prefix)
+        except ValueError:  # not a prefix radix can hold: only an exact target prefix can match
+            return [wt for wt in self.targets if wt.engine and prefix in wt.engine.targets.prefixes]
+        if not nodes:
+            return []
+        if len(nodes) == 1:
+            return [self.targets[i] for i in nodes[0].data["targets"]]
+        return [self.targets[i] for i in sorted({i for n in nodes for i in n.data["targets"]})]
 
     def gap(self, start: float, end: float, reason: str) -> None:
         """A blind interval of the stream: reported as a data_gap event for every target."""
@@ -202,12 +229,18 @@ class Watcher:
         self._gaps.append({**gap, "duration_s": round(end - start, 6)})
 
     # ---- output ------------------------------------------------------------------------------
-    def flush(self) -> list[dict[str, Any]]:
+    def flush(self, extra_states: Sequence[tuple[str, str, Any]] = ()) -> list[dict[str, Any]]:
         """Write the journal, new series points, events and changed state to the store in one
-        transaction; then hand every event to ``on_events``. Returns the events stored new."""
+        transaction, with ``extra_states`` (target, key, value: e.g. the stream's counters); then hand
+        every event to ``on_events``. Returns the events stored new."""
         now = self.clock()
-        with self.store.transaction():
+        self._pending = []
+        with self.store.transaction():  # one commit: each costs a write to the file
             all_events, new = self._write(now)
+            if extra_states:
+                self.store.set_states(list(extra_states), now)
+        for remember in self._pending:  # committed: what the store now holds
+            remember()
         if self.on_events is not None:
             self.on_events(all_events, now)
         return new
@@ -219,7 +252,6 @@ class Watcher:
             self.store.append_journal(self._journal)
             self._journal = []
         all_events: list[dict[str, Any]] = []
-        new_ids: set[str] = set()
         states: list[tuple[str, str, Any]] = []
         series_rows: list[tuple[str, dict[str, Any]]] = []
         for wt in self.targets:
@@ -245,18 +277,26 @@ class Watcher:
             events += [dict(g) for g in self._gaps]
             for e in events:
                 e["target"] = wt.label
-            new_ids.update(self.store.upsert_events(events, "watch", now))
             all_events.extend(events)
             states.append((wt.label, "upstreams", self._upstreams_now(wt)))
             states.append((wt.label, "routes", eng.tracker.routes))
             states.append((wt.label, "outages", [o.start_event() for o in eng.outages.outages]))
             states.append((wt.label, "position", {"time": iso(self.last_time), "rows": self.rows_applied}))
+        # the engines return every event of the run each time: upsert only those new or changed since
+        # the last flush (an open outage gains its end, a link its drop), in one statement
+        ids = [event_id(e) for e in all_events]
+        texts = [json.dumps(e, sort_keys=True, default=str) for e in all_events]
+        changed_events = [
+            e for i, t, e in zip(ids, texts, all_events, strict=True) if self._stored_events.get(i) != t
+        ]
+        new_ids = set(self.store.upsert_events(changed_events, "watch", now))
         self.store.write_series_many(series_rows)
         # only what changed since the last flush: each write costs a statement
         changed = [(t, k, v) for t, k, v in states if self._written.get((t, k)) != v]
         self.store.set_states(changed, now)
-        self._written.update({(t, k): v for t, k, v in changed})
-        return all_events, [e for e in all_events if event_id(e) in new_ids]
+        self._pending.append(lambda: self._stored_events.update(zip(ids, texts, strict=True)))
+        self._pending.append(lambda: self._written.update({(t, k): v for t, k, v in changed}))
+        return all_events, [e for i, e in zip(ids, all_events, strict=True) if i in new_ids]
 
     def _upstreams_now(self, wt: WatchedTarget) -> list[dict[str, Any]]:
         assert wt.engine is not None
