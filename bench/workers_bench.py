@@ -12,7 +12,8 @@ wall time of --workers 1 over that of --workers 2) at least 1.7x.
 A diagnostic run (``bench/workers_profile.py``, one process) times each step of the same analysis:
 imports, planning, each collector's reading (the unit of work a worker gets), pickling each result
 (what the pool ships back), the analysis of the merged rows and the JSON report, and a pool's start-up;
-from those it predicts the two-worker wall time, to say where a shortfall comes from.
+then the reads in a 2-process pool as ``--workers 2`` runs them; from those, the bound on the two-worker
+wall time, to say where a shortfall comes from.
 """
 
 from __future__ import annotations
@@ -132,21 +133,6 @@ def _serial_s(prof: dict[str, Any]) -> float:
     pooled = prof["pooled"]["wall_s"]
     startup_exit = max(0.0, prof["wall_s"] - prof["total_s"] - pooled)  # outside main()
     return startup_exit + prof["import_s"] + prof["plan_s"] + prof["analysis_s"] + prof["report_s"]
-
-
-def _predict(prof: dict[str, Any], workers: int) -> tuple[float, float, float]:
-    """(predicted wall, larger share of the reads, reads' CPU / workers) with ``workers`` processes if
-    each collector read as fast in a worker as alone and the cores sufficed: the pool hands the
-    collectors out in input order to whichever worker is free (ProcessPoolExecutor.map), and the reads
-    cannot take less than their CPU time spread over the cores (``workers`` of them here)."""
-    free = [0.0] * workers
-    for c in prof["collectors"]:
-        i = free.index(min(free))
-        free[i] += c["read_s"]
-    cpu_bound = sum(c["read_cpu_s"] for c in prof["collectors"]) / workers
-    extra = prof["pool_start_stop_s"] + sum(c["pickle_s"] for c in prof["collectors"]) if workers > 1 else 0.0
-    share = max(free)
-    return _serial_s(prof) + extra + max(share, cpu_bound if workers > 1 else share), share, cpu_bound
 
 
 def run(opts: common.Options, log: Log = print) -> common.Section:
@@ -337,21 +323,26 @@ def _profile_tables(prof: dict[str, Any]) -> tuple[list[str], list[str]]:
             f"{prof['pooled']['wall_s']:.2f}",
         ],
     ]
-    pred1, _s1, _c1 = _predict(prof, 1)
-    pred2, share, cpu_half = _predict(prof, 2)
     serial = _serial_s(prof)
+    one = serial + reads
     pooled_wall = prof["pooled"]["wall_s"]
+    pooled_cpu = sum(c["read_cpu_s"] for c in pooled.values())
+    free = [0.0, 0.0]  # the pool hands the collectors out in input order to whichever worker is free
+    for c in prof["pooled"]["collectors"]:
+        free[free.index(min(free))] += c["read_s"]
+    bound = serial + prof["pool_start_stop_s"] + max(pooled_cpu / 2, max(free))
     pred = [
-        f"- Alone, the reads take {reads:.2f} s wall and {reads_cpu:.2f} s CPU (CPU above wall: the bzip2 "
-        "collectors already use both cores, indexed_bzip2 decoding with os.cpu_count() threads). If each "
-        "read cost in a worker the time and CPU it costs alone, --workers 2 would take: serial part "
-        f"{serial:.2f} s + the larger of the larger share of the reads when "
-        f"the pool hands the collectors out in input order ({share:.2f} s) and half the reads' CPU time "
-        f"({cpu_half:.2f} s) = {pred2:.2f} s against {pred1:.2f} s: at best {pred1 / pred2:.2f}x.",
-        f"- Measured in the pool: the reads take {pooled_wall:.2f} s together "
-        f"({sum(c['read_cpu_s'] for c in pooled.values()):.2f} s CPU) against {reads:.2f} s "
-        f"({reads_cpu:.2f} s CPU) one after the other: {serial + pooled_wall:.2f} s in all, "
-        f"{pred1 / (serial + pooled_wall):.2f}x.",
+        f"- One process: the reads take {reads:.2f} s wall and {reads_cpu:.2f} s CPU (CPU above wall: "
+        "alone, indexed_bzip2 decodes with a thread per core; the threads cost CPU of their own), "
+        f"{one:.2f} s in all with the serial part ({serial:.2f} s: start-up, imports, planning, "
+        "analysis, report).",
+        f"- In the 2-worker pool, each worker decoding bzip2 with its share of the cores (one thread "
+        f"here): the reads take {pooled_wall:.2f} s together and {pooled_cpu:.2f} s CPU, "
+        f"{serial + pooled_wall:.2f} s in all: {one / (serial + pooled_wall):.2f}x.",
+        f"- Bound for 2 workers: the pool's read CPU time over 2 cores ({pooled_cpu / 2:.2f} s) or the "
+        f"busier worker's reads ({max(free):.2f} s), whichever is larger, plus the serial part and the "
+        f"pool's start: {bound:.2f} s, {one / bound:.2f}x; the measured pool is "
+        f"{(serial + pooled_wall) / bound - 1:+.0%} from it.",
     ]
     md = [
         "",
