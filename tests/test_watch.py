@@ -444,7 +444,8 @@ def test_many_targets_and_frequent_flushes_store_the_same_events(
 def test_rows_go_to_every_target_holding_their_prefix(tmp_path: Path) -> None:
     """Nested and disjoint target spaces: a row reaches each target whose space holds its prefix (at
     whatever depth of the one radix tree), or whose AS originates it, and no other."""
-    from transitwatch.routing.state import Row
+    from transitwatch.analysis.feed import CollectorRows
+    from transitwatch.routing.state import PeerKey, PeerTables, Row
     from transitwatch.watch.run import open_watcher
 
     targets = [
@@ -456,13 +457,17 @@ def test_rows_go_to_every_target_holding_their_prefix(tmp_path: Path) -> None:
     cfg = load_config(write_config(tmp_path / "w.yml", tmp_path / "w.duckdb", targets=targets))
     watcher, store, _union, _ = open_watcher(cfg, on_events=lambda _e, _n: None)
     try:
-        watcher.bootstrap([], 1_500_000_000)
+        tables = PeerTables.empty()
+        tables.v4[PeerKey("rrc00", "192.0.2.1", 64496)] = 10  # one full-feed peer
+        watcher.bootstrap([CollectorRows("rrc00", None, tables, [], [], [], {})], 1_500_000_000)
 
-        def labels(prefix: str, origin: int = 65000) -> list[str]:
-            row = Row(
+        def row(prefix: str, origin: int) -> Row:
+            return Row(
                 1_500_000_001.0, "rrc00", "192.0.2.1", 64496, "A", prefix, f"64496 {origin}", origin, None
             )
-            return sorted(wt.label for wt in watcher._targets_for(row))
+
+        def labels(prefix: str, origin: int = 65000) -> list[str]:
+            return sorted(wt.label for wt in watcher._targets_for(row(prefix, origin)))
 
         assert labels("10.1.2.128/25") == ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24,AS64500"]
         assert labels("10.1.3.0/24") == ["10.0.0.0/8", "10.1.0.0/16"]
@@ -471,5 +476,11 @@ def test_rows_go_to_every_target_holding_their_prefix(tmp_path: Path) -> None:
         assert labels("192.0.2.0/24") == []
         assert labels("192.0.2.0/24", origin=64500) == ["10.1.2.0/24,AS64500"]
         assert labels("2001:db8:1::/48") == ["2001:db8::/32"]
+        # AS64500 originates a prefix outside every target's space: its target discovers it, and its
+        # more-specifics from any origin are watched from then on
+        assert labels("198.51.100.128/25") == []
+        watcher.process([row("198.51.100.0/24", 64500)])
+        assert labels("198.51.100.128/25") == ["10.1.2.0/24,AS64500"]
+        assert labels("10.1.2.128/25") == ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24,AS64500"]
     finally:
         store.close()

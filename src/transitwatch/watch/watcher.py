@@ -9,6 +9,7 @@ already sent are recorded in the store and not sent again.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -91,6 +92,7 @@ class Watcher:
                 self._by_asn[a].append(wt)
         self._by_prefix: dict[str, list[WatchedTarget]] = {}  # prefix -> targets it is inside of
         self._watch_index: Any = None  # radix tree of every target's watched space (see below)
+        self._indexed: dict[int, int] = {}  # target index -> its prefixes already in _watch_index
         self._generation = -1  # TargetSet.generation when _by_prefix and _watch_index were filled
         self._stored_events: dict[str, str] = {}  # event id -> its JSON as last upserted
         self._pending: list[Callable[[], None]] = []  # cache updates, applied once a flush commits
@@ -188,7 +190,7 @@ class Watcher:
         """Targets whose prefixes or watched space hold ``prefix`` (cached; refreshed on discoveries)."""
         if TargetSet.generation != self._generation:  # a target discovered a prefix: its space grew
             self._by_prefix.clear()
-            self._watch_index = self._build_watch_index()
+            self._update_watch_index()
             self._generation = TargetSet.generation
         hit = self._by_prefix.get(prefix)
         if hit is None:
@@ -198,19 +200,36 @@ class Watcher:
             self._by_prefix[prefix] = hit
         return hit
 
-    def _build_watch_index(self) -> Any:
+    def _update_watch_index(self) -> None:
         """One radix tree over every target's watched space; each node lists the targets (by index)
-        that watch it, so a prefix takes one covering search instead of one per target."""
+        that watch it, so a prefix takes one covering search instead of one per target. Built once,
+        then grown by the prefixes each target discovered since (they come last in its dict)."""
         import radix
 
-        tree = radix.Radix()
+        if self._watch_index is None:
+            self._watch_index = radix.Radix()
+            for i, wt in enumerate(self.targets):
+                if wt.engine is not None:
+                    self._index_prefixes(i, wt.engine.targets.watched_prefixes())
+                    self._indexed[i] = len(wt.engine.targets.prefixes)
+            return
         for i, wt in enumerate(self.targets):
             if wt.engine is None:
                 continue
-            for p in wt.engine.targets.watched_prefixes():
-                node = tree.add(p)
-                node.data.setdefault("targets", []).append(i)
-        return tree
+            discovered = wt.engine.targets.prefixes
+            if len(discovered) > self._indexed.get(i, 0):
+                self._index_prefixes(i, itertools.islice(discovered, self._indexed.get(i, 0), None))
+                self._indexed[i] = len(discovered)
+
+    def _index_prefixes(self, i: int, prefixes: Iterable[str]) -> None:
+        for p in prefixes:
+            try:
+                node = self._watch_index.add(p)
+            except ValueError:  # not a prefix radix can hold (TargetSet skips it too)
+                continue
+            holders = node.data.setdefault("targets", [])
+            if i not in holders:
+                holders.append(i)
 
     def _lookup_watch(self, prefix: str) -> list[WatchedTarget]:
         try:
