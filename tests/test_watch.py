@@ -17,6 +17,7 @@ import yaml
 
 from tests.conftest import REGISTRY, SCENARIOS
 from transitwatch.mrt import MrtReader
+from transitwatch.routing.state import Row
 from transitwatch.sources.rislive import elements_to_ris_messages
 from transitwatch.store import Store
 from transitwatch.timeutil import parse_time
@@ -277,10 +278,17 @@ def test_malformed_oversized_out_of_order_messages_are_counted_and_skipped(
     rislive_server.inject(1, after=30, payload="x" * (2 << 20))
     rislive_server.inject_out_of_order(1, after=40)
     cfg = write_config(tmp_path / "watch.yml", tmp_path / "live.duckdb", url=rislive_server.url)
+    with Store(tmp_path / "live.duckdb") as s:  # a row journaled by a run bootstrapped a day earlier
+        s.append_journal(
+            [Row(parse_time(START) - 86400, "rrc00", "192.0.2.1", 64496, "S", None, None, None, 1)]
+        )
     run_live(cfg, last_watched_time(messages))
     with Store(tmp_path / "live.duckdb", read_only=True) as s:
         counters = s.state("", "stream_counters")
+        journal = s.journal_rows()
     assert counters["malformed"] == 2 and counters["oversized"] == 1 and counters["out_of_order"] == 1
+    # the new bootstrap's RIB holds the old row's effect: it was dropped; this run's rows were kept
+    assert journal and min(r.time for r in journal) >= parse_time(START)
     live = events_of(tmp_path / "live.duckdb")
     assert sorted(key(e) for e in live if e["type"] != "data_gap") == sorted(key(e) for e in replayed)
 
@@ -445,7 +453,7 @@ def test_rows_go_to_every_target_holding_their_prefix(tmp_path: Path) -> None:
     """Nested and disjoint target spaces: a row reaches each target whose space holds its prefix (at
     whatever depth of the one radix tree), or whose AS originates it, and no other."""
     from transitwatch.analysis.feed import CollectorRows
-    from transitwatch.routing.state import PeerKey, PeerTables, Row
+    from transitwatch.routing.state import PeerKey, PeerTables
     from transitwatch.watch.run import open_watcher
 
     targets = [

@@ -423,6 +423,15 @@ class Store:
         )
         return [Row(*r) for r in rows]
 
+    def prune_journal(self, before: float) -> int:
+        """Drop the journaled rows older than ``before`` (a new bootstrap's RIB time: the RIB holds
+        their effect); returns how many."""
+        with self._tx() as con:
+            n = con.execute("SELECT count(*) FROM journal WHERE time < ?", [before]).fetchall()[0][0]
+            if n:
+                con.execute("DELETE FROM journal WHERE time < ?", [before])
+        return int(n)
+
     def clear_journal(self) -> None:
         with self._tx() as con:
             con.execute("DELETE FROM journal")

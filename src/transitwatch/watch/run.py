@@ -212,6 +212,9 @@ async def watch(
             watcher.gap(*_gap_event(g))
         previous = store.state("", "watcher")  # written at every flush of an earlier run
         restored = watcher.restore()
+        pruned = store.prune_journal(at)  # rows from before this bootstrap's RIB: never needed again
+        if pruned:
+            logger.info("dropped %d journaled rows older than the bootstrap at %s", pruned, iso(at))
         now = clock()
         if restored and previous:
             # blind while the watcher was down: from its last store write to now
