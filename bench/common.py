@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -42,6 +43,32 @@ class Section:
     console: str  # printed to the terminal
     markdown: str  # the section's body in RESULTS.md (without its heading)
     failures: list[str] = field(default_factory=list)  # failed checks: the runner exits non-zero
+
+
+def section(
+    name: str,
+    title: str,
+    opts: Any,
+    console: list[str],
+    md: list[str],
+    *,
+    notes: Sequence[str] = (),
+    failures: Sequence[str] = (),
+    load: Any = None,
+) -> Section:
+    """A benchmark's section: its body, then its notes, failed checks, the machine's load (console) and
+    how to reproduce it (markdown)."""
+    console, md = list(console), list(md)
+    if notes:
+        console += ["", "Notes:", *(f"- {n}" for n in notes)]
+        md += ["", "### Notes", "", *(f"- {n}" for n in notes)]
+    if failures:
+        console += ["", "CHECKS FAILED:", *(f"- {f}" for f in failures)]
+        md += ["", "### CHECKS FAILED", "", *(f"- {f}" for f in failures)]
+    if load is not None:
+        console += ["", "Machine load: " + load.describe()]
+    md += ["", f"Reproduce: `. /work/venv/bin/activate && {opts.command}`"]
+    return Section(name, title, "\n".join(console), "\n".join(md), list(failures))
 
 
 # --- timed subprocesses ----------------------------------------------------------------------------

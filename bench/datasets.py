@@ -165,3 +165,13 @@ if __name__ == "__main__":
         print(scenario_archive().path)
     else:
         print(fulltable().path)
+
+
+def short_path(path: Path) -> str:
+    """A path as RESULTS.md shows it: relative to the repository, or to ../shared."""
+    for base, label in ((BENCH_DIR.parent, ""), (SHARED, "../shared/")):
+        try:
+            return label + str(path.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)

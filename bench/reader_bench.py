@@ -340,11 +340,6 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
 
     right = range(2, len(HEADER))
     console = [common.text_table(HEADER, rows, right), "", "Targets (reported, not asserted):", *verdicts]
-    if notes:
-        console += ["", "Notes:", *(f"- {n}" for n in notes)]
-    if failures:
-        console += ["", "CHECKS FAILED:", *(f"- {f}" for f in failures)]
-    console += ["", "Machine load: " + load.describe()]
 
     md = [
         f"Run {started} with `{opts.command}`{' (quick)' if opts.quick else ''}.",
@@ -366,7 +361,7 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
             [
                 [
                     fr.ds.name,
-                    f"`{_short(fr.ds.path)}`",
+                    f"`{datasets.short_path(fr.ds.path)}`",
                     f"{fr.ds.path.stat().st_size / 1e6:.1f} MB",
                     f"{fr.bgpdump_count:,}",
                     fr.ds.about,
@@ -416,18 +411,4 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
         "same decompression (`transitwatch.mrt.io.open_chunks`, ISA-L) in its own process; decoding = "
         "reading - gunzip alone (MRT decoding and building the Arrow batches).",
     ]
-    if notes:
-        md += ["", "### Notes", "", *(f"- {n}" for n in notes)]
-    if failures:
-        md += ["", "### CHECKS FAILED", "", *(f"- {f}" for f in failures)]
-    md += ["", f"Reproduce: `. /work/venv/bin/activate && {opts.command}`"]
-    return common.Section(NAME, TITLE, "\n".join(console), "\n".join(md), failures)
-
-
-def _short(path: Path) -> str:
-    for base, label in ((datasets.BENCH_DIR.parent, ""), (datasets.SHARED, "shared/")):
-        try:
-            return label + str(path.relative_to(base))
-        except ValueError:
-            continue
-    return str(path)
+    return common.section(NAME, TITLE, opts, console, md, notes=notes, failures=failures, load=load)

@@ -271,10 +271,12 @@ def throughput(opts: common.Options, log: Log) -> tuple[list[str], list[str], li
     md = [
         "### (a) Throughput: messages/s through a 50-target watcher, one core",
         "",
-        f"- Archive: `{_short(archive.path)}` (from `{_short(archive.spec)}`); messages: the RIS collectors "
+        f"- Archive: `{datasets.short_path(archive.path)}` (from `{datasets.short_path(archive.spec)}`); "
+        "messages: the RIS collectors "
         f"{', '.join(RIS_COLLECTORS)}, {info['window'][0]} to {info['window'][1]}, whole streams, made once "
         "into "
-        f"`{_short(folder / 'messages.jsonl')}` ({(folder / 'messages.jsonl').stat().st_size / 1e6:.0f} MB)",
+        f"`{datasets.short_path(folder / 'messages.jsonl')}` "
+        f"({(folder / 'messages.jsonl').stat().st_size / 1e6:.0f} MB)",
         f"- Targets: KP and {len(asns)} origin ASes (the most announced in those messages, "
         f"{ranked[0][1]} to {ranked[len(asns) - 1][1]} announced prefixes each; KP's ASes and upstreams left "
         f"out), every detector; {o0['target_prefixes']} target prefixes at the start; "
@@ -694,9 +696,6 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
     load.stop()
     failures = fail_a + fail_b
     console = [*con_a, "", *con_b]
-    if failures:
-        console += ["", "CHECKS FAILED:", *(f"- {f}" for f in failures)]
-    console += ["", "Machine load: " + load.describe()]
     md = [
         f"Run {started} with `{opts.command}`{' (quick)' if opts.quick else ''}.",
         "",
@@ -712,16 +711,4 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
         *[ln for ln in md_a if ln.startswith("- (a)")],
         *[ln for ln in md_b if ln.startswith("- (b)")],
     ]
-    if failures:
-        md += ["", "### CHECKS FAILED", "", *(f"- {f}" for f in failures)]
-    md += ["", f"Reproduce: `. /work/venv/bin/activate && {opts.command}`"]
-    return common.Section(NAME, TITLE, "\n".join(console), "\n".join(md), failures)
-
-
-def _short(path: Path) -> str:
-    for base, label in ((datasets.BENCH_DIR.parent, ""), (datasets.SHARED, "../shared/")):
-        try:
-            return label + str(path.relative_to(base))
-        except ValueError:
-            continue
-    return str(path)
+    return common.section(NAME, TITLE, opts, console, md, failures=failures, load=load)

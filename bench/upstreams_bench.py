@@ -264,11 +264,6 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
     agreed = tw.samples[0].result if tw.samples else None
     right = range(1, 8)
     console = [common.text_table(HEADER, rows, right), "", "Target (reported, not asserted):", *verdicts]
-    if notes:
-        console += ["", "Notes:", *(f"- {n}" for n in notes)]
-    if failures:
-        console += ["", "CHECKS FAILED:", *(f"- {f}" for f in failures)]
-    console += ["", "Machine load: " + load.describe()]
 
     tw_cmd = " ".join(shlex.quote(a) for a in transitwatch_cmd(asn, archive, start, end))
     md = [
@@ -282,12 +277,14 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
         "",
         "### Input and commands",
         "",
-        f"- RIB: `{_short(ds.path)}` ({ds.path.stat().st_size / 1e6:.1f} MB, {entries:,} entries, "
+        f"- RIB: `{datasets.short_path(ds.path)}` ({ds.path.stat().st_size / 1e6:.1f} MB, "
+        f"{entries:,} entries, "
         f"{ds.about})",
         f"- Target: AS{asn}, the origin with the most prefixes in that RIB ({origin['prefixes']} prefixes; "
         f"next largest {', '.join(map(str, origin['next_largest']))}; {origin['origins']:,} origins in all), "
-        f"cached in `{_short(ds.path.parents[2] / 'largest-origin.json')}`",
-        f"- Archive: `{_short(archive)}`, RIS layout, holding only that RIB (a symlink); window {start} to "
+        f"cached in `{datasets.short_path(ds.path.parents[2] / 'largest-origin.json')}`",
+        f"- Archive: `{datasets.short_path(archive)}`, RIS layout, holding only that RIB (a symlink); "
+        f"window {start} to "
         f"{end}, so the analysis reads the RIB only (the missing update file is reported as a data gap)",
         f"- transitwatch: `taskset -c {opts.cpu} {_shorten_cmd(tw_cmd)}`",
         f"- obvious script: `taskset -c {opts.cpu} bash -c 'set -o pipefail; bgpdump -m RIB | python3 "
@@ -317,12 +314,7 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
             "",
         ]
     md += ["### Target (reported, not asserted)", "", *verdicts]
-    if notes:
-        md += ["", "### Notes", "", *(f"- {n}" for n in notes)]
-    if failures:
-        md += ["", "### CHECKS FAILED", "", *(f"- {f}" for f in failures)]
-    md += ["", f"Reproduce: `. /work/venv/bin/activate && {opts.command}`"]
-    return common.Section(NAME, TITLE, "\n".join(console), "\n".join(md), failures)
+    return common.section(NAME, TITLE, opts, console, md, notes=notes, failures=failures, load=load)
 
 
 HEADER = [
@@ -406,15 +398,6 @@ def _verdicts(results: dict[str, Result]) -> list[str]:
             f"(target ≥ {TARGET_RATIO:.0f}x)"
         )
     return out
-
-
-def _short(path: Path) -> str:
-    for base, label in ((datasets.BENCH_DIR.parent, ""), (datasets.SHARED, "shared/")):
-        try:
-            return label + str(path.relative_to(base))
-        except ValueError:
-            continue
-    return str(path)
 
 
 def _shorten_cmd(cmd: str) -> str:

@@ -211,11 +211,6 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
 
     console = [common.text_table(header, rows, range(1, 6)), "", "Target (reported, not asserted):", verdict]
     console += prof_console
-    if notes:
-        console += ["", "Notes:", *(f"- {n}" for n in notes)]
-    if failures:
-        console += ["", "CHECKS FAILED:", *(f"- {f}" for f in failures)]
-    console += ["", "Machine load: " + load.describe()]
 
     cmd_text = " ".join(shlex.quote(a) for a in command(archive, 1))
     cmd_text = cmd_text.replace(str(TRANSITWATCH), "transitwatch").replace(
@@ -230,8 +225,9 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
         "",
         "### Input and command",
         "",
-        f"- Archive: `{_short(archive.path)}`, built by `python ../shared/tools/scenario.py "
-        f"{_short(archive.spec)} OUT` ({_build_line(archive)}); window {archive.start} to {archive.end}",
+        f"- Archive: `{datasets.short_path(archive.path)}`, built by `python ../shared/tools/scenario.py "
+        f"{datasets.short_path(archive.spec)} OUT` ({_build_line(archive)}); "
+        f"window {archive.start} to {archive.end}",
         "",
         common.markdown_table(["collector", "style", "RIB dumps", "update files"], stats, right=[2, 3]),
         "",
@@ -253,12 +249,7 @@ def run(opts: common.Options, log: Log = print) -> common.Section:
         verdict,
         *prof_md,
     ]
-    if notes:
-        md += ["", "### Notes", "", *(f"- {n}" for n in notes)]
-    if failures:
-        md += ["", "### CHECKS FAILED", "", *(f"- {f}" for f in failures)]
-    md += ["", f"Reproduce: `. /work/venv/bin/activate && {opts.command}`"]
-    return common.Section(NAME, TITLE, "\n".join(console), "\n".join(md), failures)
+    return common.section(NAME, TITLE, opts, console, md, notes=notes, failures=failures, load=load)
 
 
 def _summary(results: dict[int, Result]) -> str:
@@ -371,12 +362,3 @@ def _profile_tables(prof: dict[str, Any]) -> tuple[list[str], list[str]]:
 def _build_line(archive: datasets.Archive) -> str:
     lines = archive.build_log().strip().splitlines()
     return "; ".join(lines[1:]) if len(lines) > 1 else "build log missing"
-
-
-def _short(path: Path) -> str:
-    for base, label in ((datasets.BENCH_DIR.parent, ""), (datasets.SHARED, "../shared/")):
-        try:
-            return label + str(path.relative_to(base))
-        except ValueError:
-            continue
-    return str(path)
