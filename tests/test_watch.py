@@ -492,3 +492,39 @@ def test_rows_go_to_every_target_holding_their_prefix(tmp_path: Path) -> None:
         assert labels("10.1.2.128/25") == ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24,AS64500"]
     finally:
         store.close()
+
+
+def test_each_flush_stores_the_events_of_the_rows_since_the_last(tmp_path: Path) -> None:
+    """Flushes within one series bin: the engine's revision moves with every route change, so a
+    watcher that skips unchanged targets still stores each event at the first flush after it."""
+    from transitwatch.analysis.feed import CollectorRows
+    from transitwatch.routing.state import PeerKey, PeerTables
+    from transitwatch.watch.run import open_watcher
+
+    targets = [{"target": "10.1.2.0/24,AS64500", "min_peers": 1}, {"target": "192.0.2.0/24"}]
+    cfg = load_config(write_config(tmp_path / "w.yml", tmp_path / "w.duckdb", targets=targets))
+    watcher, store, _union, _ = open_watcher(cfg, on_events=lambda _e, _n: None)
+    try:
+        tables = PeerTables.empty()
+        tables.v4[PeerKey("rrc00", "192.0.2.1", 64496)] = 10  # one full-feed peer
+        t0 = 1_500_000_000  # a series bin boundary: the rows below stay inside the first bin
+        watcher.bootstrap([CollectorRows("rrc00", None, tables, [], [], [], {})], t0)
+        assert watcher.flush() == []
+
+        def announce(t: int, prefix: str, origin: int) -> list[tuple[str, str]]:
+            watcher.process(
+                [Row(t, "rrc00", "192.0.2.1", 64496, "A", prefix, f"64496 {origin}", origin, None)]
+            )
+            return sorted((e["type"], e["time"]) for e in watcher.flush())
+
+        first = announce(t0 + 1, "10.1.2.0/24", 64500)
+        assert ("upstream_added", "2017-07-14T02:40:01Z") in first  # and unexpected_space: not delegated
+        new = announce(t0 + 2, "10.1.2.0/25", 65000)
+        assert ("more_specific", "2017-07-14T02:40:02Z") in new and (
+            "origin_change",
+            "2017-07-14T02:40:02Z",
+        ) in new
+        assert announce(t0 + 3, "198.51.100.0/24", 65001) == []  # no target's: nothing new
+        assert store.count_events() == len(first) + len(new)
+    finally:
+        store.close()

@@ -53,6 +53,7 @@ class Engine:
         self.shares = ShareShiftDetector(share_shift, self.tracker)
         self.started = False
         self.last_time = start
+        self.changes = 0  # route changes applied since the window start (see revision)
 
     def bootstrap(self, row: Row) -> None:
         """A row from before the window (RIB dump, earlier updates): builds state, reports nothing."""
@@ -75,6 +76,7 @@ class Engine:
             self.begin()
         self.last_time = max(self.last_time, row.time)
         for ch in self.state.apply(row):
+            self.changes += 1
             self.tracker.on_change(ch)
             self.outages.on_change(ch)
             self.anomalies.on_change(ch)
@@ -88,6 +90,12 @@ class Engine:
         self.begin()
         self.tracker.finish()
         self.outages.finish()
+
+    @property
+    def revision(self) -> tuple[bool, int, int]:
+        """Changes whenever :meth:`events` may: the detectors only move on a route change or a series
+        point (a live watcher skips the targets whose revision did not change)."""
+        return (self.started, self.changes, len(self.tracker.series))
 
     def events(self, names: Any = None) -> list[dict[str, Any]]:
         """Every event, in time order: upstream changes, outages, origin anomalies."""

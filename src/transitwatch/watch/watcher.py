@@ -95,6 +95,8 @@ class Watcher:
         self._indexed: dict[int, int] = {}  # target index -> its prefixes already in _watch_index
         self._generation = -1  # TargetSet.generation when _by_prefix and _watch_index were filled
         self._stored_events: dict[str, str] = {}  # event id -> its JSON as last upserted
+        # per target: (engine revision, gaps) -> its events as last stored, with their ids
+        self._event_cache: dict[int, tuple[Any, list[dict[str, Any]], list[str]]] = {}
         self._pending: list[Callable[[], None]] = []  # cache updates, applied once a flush commits
 
     # ---- set-up ------------------------------------------------------------------------------
@@ -271,9 +273,13 @@ class Watcher:
             self.store.append_journal(self._journal)
             self._journal = []
         all_events: list[dict[str, Any]] = []
+        all_ids: list[str] = []
+        changed_events: list[dict[str, Any]] = []
+        stored: dict[str, str] = {}
+        cache: dict[int, tuple[Any, list[dict[str, Any]], list[str]]] = {}
         states: list[tuple[str, str, Any]] = []
         series_rows: list[tuple[str, dict[str, Any]]] = []
-        for wt in self.targets:
+        for i, wt in enumerate(self.targets):
             eng = wt.engine
             if eng is None:
                 continue
@@ -292,30 +298,39 @@ class Watcher:
                 ]
                 series_rows.extend((wt.label, p) for p in points)
                 wt.written_series += len(series)
-            events = [e for e in eng.events(self.names) if e["type"] in wt.event_types]
-            events += [dict(g) for g in self._gaps]
-            for e in events:
-                e["target"] = wt.label
+            revision = (eng.revision, len(self._gaps))
+            cached = self._event_cache.get(i)
+            if cached is not None and cached[0] == revision:  # nothing new: as stored last time
+                events, ids = cached[1], cached[2]
+            else:
+                events = [e for e in eng.events(self.names) if e["type"] in wt.event_types]
+                events += [dict(g) for g in self._gaps]
+                for e in events:
+                    e["target"] = wt.label
+                ids = [event_id(e) for e in events]
+                # the engines return every event of the run: upsert only those new or changed since
+                # the last flush (an open outage gains its end, a link its drop)
+                for eid, e in zip(ids, events, strict=True):
+                    text = json.dumps(e, sort_keys=True, default=str)
+                    if self._stored_events.get(eid) != text:
+                        changed_events.append(e)
+                        stored[eid] = text
+                cache[i] = (revision, events, ids)
             all_events.extend(events)
+            all_ids.extend(ids)
             states.append((wt.label, "upstreams", self._upstreams_now(wt)))
             states.append((wt.label, "routes", eng.tracker.routes))
             states.append((wt.label, "outages", [o.start_event() for o in eng.outages.outages]))
             states.append((wt.label, "position", {"time": iso(self.last_time), "rows": self.rows_applied}))
-        # the engines return every event of the run each time: upsert only those new or changed since
-        # the last flush (an open outage gains its end, a link its drop), in one statement
-        ids = [event_id(e) for e in all_events]
-        texts = [json.dumps(e, sort_keys=True, default=str) for e in all_events]
-        changed_events = [
-            e for i, t, e in zip(ids, texts, all_events, strict=True) if self._stored_events.get(i) != t
-        ]
-        new_ids = set(self.store.upsert_events(changed_events, "watch", now))
+        new_ids = set(self.store.upsert_events(changed_events, "watch", now))  # one statement
         self.store.write_series_many(series_rows)
         # only what changed since the last flush: each write costs a statement
         changed = [(t, k, v) for t, k, v in states if self._written.get((t, k)) != v]
         self.store.set_states(changed, now)
-        self._pending.append(lambda: self._stored_events.update(zip(ids, texts, strict=True)))
+        self._pending.append(lambda: self._stored_events.update(stored))
+        self._pending.append(lambda: self._event_cache.update(cache))
         self._pending.append(lambda: self._written.update({(t, k): v for t, k, v in changed}))
-        return all_events, [e for i, e in zip(ids, all_events, strict=True) if i in new_ids]
+        return all_events, [e for eid, e in zip(all_ids, all_events, strict=True) if eid in new_ids]
 
     def _upstreams_now(self, wt: WatchedTarget) -> list[dict[str, Any]]:
         assert wt.engine is not None
