@@ -72,30 +72,56 @@ def _rib_relpath(spec: Path) -> Path:
     return Path(c["name"], time.strftime("%Y.%m", day), time.strftime("bview.%Y%m%d.%H%M.gz", day))
 
 
+def _build(
+    out: Path,
+    args: list[str],
+    what: str,
+    product: Path,
+    summary: Callable[[Path, str], str],
+    log: Callable[[str], None],
+) -> None:
+    """Run ``scenario.py ARGS TMP`` into a temporary folder beside ``out`` and rename it to ``out``
+    once ``product`` (a path under ``out``) is there, so an interrupted build is never a cache hit.
+    ``BUILD.txt`` records the command, ``summary(tmp, stdout)`` and the time it took."""
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = [sys.executable, str(SCENARIO_TOOL), *args, str(tmp)]
+    log(f"building {what}: {' '.join(cmd)}")
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0 or not (tmp / product.relative_to(out)).exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"scenario.py failed ({res.returncode}):\n{res.stderr[-4000:]}")
+    (tmp / "BUILD.txt").write_text(
+        f"{' '.join(cmd)}\n{summary(tmp, res.stdout.strip())}\nbuilt in {time.monotonic() - t0:.0f} s\n"
+    )
+    try:
+        tmp.rename(out)
+    except OSError:  # another run finished the same build first: use theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"built {product} in {time.monotonic() - t0:.0f} s")
+
+
+def _size(folder: Path, _stdout: str) -> str:
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != "truth.json"]
+    return f"{len(files)} files, {sum(p.stat().st_size for p in files) / 1e6:.0f} MB"
+
+
 def fulltable(spec: Path = FULLTABLE_SPEC, *, log: Callable[[str], None] = print) -> Dataset:
     """The full-size synthetic RIB, built on first use (several minutes) and cached."""
     key = spec_key(spec)
     out = DATA_DIR / f"fulltable-{key}"
     rib = out / _rib_relpath(spec)
     if not rib.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = DATA_DIR / f".fulltable-{key}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        cmd = [sys.executable, str(SCENARIO_TOOL), "--rib-only", str(spec), str(tmp)]
-        log(f"building the RIB of {spec.name} (once; minutes for the full size): {' '.join(cmd)}")
-        t0 = time.monotonic()
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise RuntimeError(f"scenario.py failed ({res.returncode}):\n{res.stderr[-4000:]}")
-        (tmp / "BUILD.txt").write_text(
-            f"{' '.join(cmd)}\n{res.stdout.strip()}\nbuilt in {time.monotonic() - t0:.0f} s\n"
+        _build(
+            out,
+            ["--rib-only", str(spec)],
+            f"the RIB of {spec.name} (once; minutes for the full size)",
+            rib,
+            lambda _tmp, stdout: stdout,
+            log,
         )
-        try:
-            tmp.rename(out)
-        except OSError:  # another run finished the same build first: use theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-        log(f"built {rib} in {time.monotonic() - t0:.0f} s")
     return Dataset(
         "synthetic full table",
         rib,
@@ -129,27 +155,14 @@ def scenario_archive(spec: Path = WORKERS_SPEC, *, log: Callable[[str], None] = 
     key = spec_key(spec)
     out = DATA_DIR / f"{s['name']}-{key}"
     if not (out / "truth.json").exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = DATA_DIR / f".{s['name']}-{key}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        cmd = [sys.executable, str(SCENARIO_TOOL), str(spec), str(tmp)]
-        log(f"building the archive {s['name']} (once, several minutes): {' '.join(cmd)}")
-        t0 = time.monotonic()
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0 or not (tmp / "truth.json").exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise RuntimeError(f"scenario.py failed ({res.returncode}):\n{res.stderr[-4000:]}")
-        files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.name != "truth.json")
-        size = sum(p.stat().st_size for p in files)
-        (tmp / "BUILD.txt").write_text(
-            f"{' '.join(cmd)}\n{len(files)} files, {size / 1e6:.0f} MB\n"
-            f"built in {time.monotonic() - t0:.0f} s\n"
+        _build(
+            out,
+            [str(spec)],
+            f"the archive {s['name']} (once, several minutes)",
+            out / "truth.json",
+            _size,
+            log,
         )
-        try:
-            tmp.rename(out)
-        except OSError:  # another run finished the same build first: use theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-        log(f"built {out} in {time.monotonic() - t0:.0f} s")
     return Archive(
         s["name"],
         out,
@@ -160,13 +173,6 @@ def scenario_archive(spec: Path = WORKERS_SPEC, *, log: Callable[[str], None] = 
     )
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] == ["workers"]:
-        print(scenario_archive().path)
-    else:
-        print(fulltable().path)
-
-
 def short_path(path: Path) -> str:
     """A path as RESULTS.md shows it: relative to the repository, or to ../shared."""
     for base, label in ((BENCH_DIR.parent, ""), (SHARED, "../shared/")):
@@ -175,3 +181,10 @@ def short_path(path: Path) -> str:
         except ValueError:
             continue
     return str(path)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["workers"]:
+        print(scenario_archive().path)
+    else:
+        print(fulltable().path)

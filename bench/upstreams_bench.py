@@ -188,28 +188,24 @@ def _normalise_obvious(out: dict[str, Any]) -> dict[str, Any]:
 def _run_once(
     tool: Tool, asn: int, rib: Path, archive: Path, window: tuple[str, str], cpu: int
 ) -> Sample | str:
+    filter_cpu = None
     if tool.name == "transitwatch":
         run = common.run_measured(transitwatch_cmd(asn, archive, *window), cpu=cpu)
-        if run.returncode != 0:
-            return f"exit status {run.returncode}: {run.stderr.strip()[-300:]}"
-        try:
-            result = _normalise_transitwatch(json.loads(run.stdout))
-        except (ValueError, KeyError) as exc:
-            return f"unreadable output ({exc}): {run.stdout[-300:]!r}"
-        return Sample(run.wall_s, run.cpu_s, run.max_rss_kib, result)
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        cmd = ["bash", "-c", obvious_pipeline(asn, rib, tool.name == "obvious-tuned", tf.name)]
-        run = common.run_measured(cmd, cpu=cpu)
-        filter_cpu = None
-        try:
-            _e, u, s, _m = tf.read().strip().splitlines()[-1].split()
-            filter_cpu = float(u) + float(s)
-        except (IndexError, ValueError):
-            pass
+        normalise = _normalise_transitwatch
+    else:
+        with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+            cmd = ["bash", "-c", obvious_pipeline(asn, rib, tool.name == "obvious-tuned", tf.name)]
+            run = common.run_measured(cmd, cpu=cpu)
+            try:
+                _e, u, s, _m = tf.read().strip().splitlines()[-1].split()
+                filter_cpu = float(u) + float(s)
+            except (IndexError, ValueError):
+                pass
+        normalise = _normalise_obvious
     if run.returncode != 0:
         return f"exit status {run.returncode}: {run.stderr.strip()[-300:]}"
     try:
-        result = _normalise_obvious(json.loads(run.stdout))
+        result = normalise(json.loads(run.stdout))
     except (ValueError, KeyError) as exc:
         return f"unreadable output ({exc}): {run.stdout[-300:]!r}"
     return Sample(run.wall_s, run.cpu_s, run.max_rss_kib, result, filter_cpu)
