@@ -15,9 +15,13 @@ def network(prefix: str) -> Network:
     return ipaddress.ip_network(prefix, strict=False)
 
 
+def network_key(net: Network) -> tuple[int, int, int]:
+    """Networks in order: IPv4 first, then by address, shorter prefixes first."""
+    return (net.version, int(net.network_address), net.prefixlen)
+
+
 def sort_key(prefix: str) -> tuple[int, int, int]:
-    n = network(prefix)
-    return (n.version, int(n.network_address), n.prefixlen)
+    return network_key(network(prefix))
 
 
 def sort_prefixes(prefixes: Iterable[str]) -> list[str]:
@@ -32,7 +36,7 @@ def weight(prefix: str) -> float:
 
 def address_units(prefixes: Iterable[str], version: int) -> float:
     """Address space covered by the prefixes of one family, overlaps counted once."""
-    nets = [network(p) for p in prefixes]
+    nets = [network(p) for p in prefixes if (":" in p) == (version == 6)]  # parse one family only
     merged: Iterable[Network]
     if version == 4:
         merged = ipaddress.collapse_addresses([n for n in nets if isinstance(n, ipaddress.IPv4Network)])

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from transitwatch.mrt.writer import Attributes, Peer, RibEntry, Session, open_for_write
+from transitwatch.prefixes import sort_key
 from transitwatch.timeutil import iso, parse_time
 
 GENERATOR = "transitwatch.scenarios/1"
@@ -307,11 +308,6 @@ def _h(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big")
 
 
-def _net_key(prefix: str) -> tuple[int, int, int]:
-    n = ipaddress.ip_network(prefix)
-    return (n.version, int(n.network_address), n.prefixlen)
-
-
 @dataclass(frozen=True)
 class _Peer:
     collector: str
@@ -452,7 +448,7 @@ class _World:
             length = rng.choice([32, 36, 40, 44, 48, 48])
             addr6 = ipaddress.IPv6Address((0x2 << 124) | rng.getrandbits(124))
             add(str(ipaddress.IPv6Network(f"{addr6}/{length}", strict=False)), 1)
-        return sorted(routes, key=lambda r: _net_key(r.prefix))
+        return sorted(routes, key=lambda r: sort_key(r.prefix))
 
     def background_path(self, pe: _Peer, route: _BackgroundRoute, variant: int = 0) -> _AsPath:
         top, body = route.chain[-1], list(reversed(route.chain[1:-1]))
@@ -767,7 +763,7 @@ def _write_rib(
     entries = 0
     with open_for_write(path) as w:
         w.peer_index_table(t, mrt_peers, collector_id=collector_id)
-        for prefix in sorted(by_prefix, key=_net_key):
+        for prefix in sorted(by_prefix, key=sort_key):
             rows = sorted(by_prefix[prefix])
             w.rib(
                 t,

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transitwatch.prefixes import network_key
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _ASN_RE = re.compile(r"^(?:AS)?(\d{1,10})$", re.IGNORECASE)
@@ -135,7 +137,7 @@ def delegated_space(registry: Any, countries: Iterable[str], asns: Iterable[int]
         for d in registry.delegations:
             if d.type != "asn" and d.is_delegated and (d.registry, d.opaque_id) in holders:
                 nets.update(d.networks())
-    return sorted(nets, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
+    return sorted(nets, key=network_key)
 
 
 class TargetSet:
@@ -155,7 +157,7 @@ class TargetSet:
 
         self.target = target
         self.prefixes: dict[str, float] = {}  # target prefix -> time first seen
-        self.watch_networks = sorted(set(target.delegated) | set(target.explicit_prefixes), key=_net_key)
+        self.watch_networks = sorted(set(target.delegated) | set(target.explicit_prefixes), key=network_key)
         self._watch = radix.Radix()
         self._explicit = radix.Radix()
         for net in self.watch_networks:
@@ -219,7 +221,3 @@ class TargetSet:
         if self._known is None:
             self._known = pa.array(sorted(self.prefixes), pa.string())
         return self._known
-
-
-def _net_key(net: Network) -> tuple[int, int, int]:
-    return (net.version, int(net.network_address), net.prefixlen)

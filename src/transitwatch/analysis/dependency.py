@@ -60,6 +60,7 @@ def hegemony(state: RouteState, alpha: float = 0.1, family: int | None = None) -
     """AS hegemony scores for the target (0..1), optionally for one address family."""
     targets = state.targets.target.asns
     per_peer = _routes_by_peer(state)
+    weights: dict[str, float] = {}  # each prefix parsed once, not once per viewpoint
     bcs: list[dict[int, float]] = []
     for routes in per_peer.values():
         total = 0.0
@@ -67,7 +68,9 @@ def hegemony(state: RouteState, alpha: float = 0.1, family: int | None = None) -
         for prefix, route in routes.items():
             if family is not None and (":" in prefix) != (family == 6):
                 continue
-            w = weight(prefix)
+            w = weights.get(prefix)
+            if w is None:
+                w = weights[prefix] = weight(prefix)
             total += w
             for asn in _transit(route, targets, drop_viewpoint=True):
                 crossed[asn] += w

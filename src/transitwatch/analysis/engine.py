@@ -100,23 +100,22 @@ class Engine:
     def events(self, names: Any = None) -> list[dict[str, Any]]:
         """Every event, in time order: upstream changes, outages, origin anomalies."""
         out: list[dict[str, Any]] = []
-        for ev in self.tracker.events:
-            d = ev.to_json()
-            if names is not None:
-                d["name"] = names.as_name(ev.upstream)
-                d["country"] = names.as_country(ev.upstream)
-            out.append(d)
+        out.extend(_named(ev.to_json(), ev.upstream, names) for ev in self.tracker.events)
         out.extend(self.outages.events())
-        for d in self.shares.events():
-            if names is not None:
-                d["name"] = names.as_name(d["upstream"])
-                d["country"] = names.as_country(d["upstream"])
-            out.append(d)
+        out.extend(_named(d, d["upstream"], names) for d in self.shares.events())
         out.extend(self.anomalies.events(names))
         for d in out:
             d["target"] = self.target.spec
         out.sort(key=lambda d: (_epoch(d["time"]), _TYPE_ORDER.get(d["type"], 9)))
         return out
+
+
+def _named(d: dict[str, Any], asn: int, names: Any) -> dict[str, Any]:
+    """An upstream event with the upstream's name and country (when a registry is at hand)."""
+    if names is not None:
+        d["name"] = names.as_name(asn)
+        d["country"] = names.as_country(asn)
+    return d
 
 
 def _epoch(text: str) -> float:

@@ -22,10 +22,6 @@ from transitwatch.mrt.io import set_bz2_threads
 from transitwatch.targets import Target
 
 
-def _read(ci: CollectorInput, target: Target, end: float) -> CollectorRows:
-    return read_collector(ci, target, end)
-
-
 def map_collectors(
     inputs: list[CollectorInput],
     target: Target,
@@ -35,7 +31,7 @@ def map_collectors(
     scheduler: str | None = None,
 ) -> list[CollectorRows]:
     """Read every collector in parallel; results in the same order as ``inputs``."""
-    job = partial(_read, target=target, end=end)
+    job = partial(read_collector, target=target, end=end)
     if scheduler is not None:
         return _on_dask(inputs, job, scheduler)
     if workers <= 1 or len(inputs) <= 1:

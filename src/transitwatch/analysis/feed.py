@@ -73,7 +73,8 @@ def read_collector(
                 tables.add_batch(batch, ci.name)
             mask = targets.candidate_mask(batch)
             if not is_rib:
-                mask = pc.or_(mask, pc.equal(batch.column("type").dictionary_decode(), "S"))
+                types: pa.DictionaryArray = batch.column("type")  # compared on the dictionary
+                mask = pc.or_(mask, pc.take(pc.equal(types.dictionary, "S"), types.indices))
                 mask = pc.and_(mask, pc.less(batch.column("timestamp"), _ts_scalar(end)))
             for row in rows_from_batch(batch, mask, ci.name):
                 new = row.prefix is not None and row.prefix not in targets.prefixes and row.type in "RA"

@@ -15,7 +15,6 @@ from transitwatch.timeutil import iso
 class ShareShiftDetector:
     def __init__(self, threshold: float, tracker: UpstreamTracker) -> None:
         self.threshold = threshold
-        self.tracker = tracker
         self._prev: SeriesPoint | None = None
         self._events: list[dict[str, Any]] = []
         tracker.on_bin.append(self.on_bin)

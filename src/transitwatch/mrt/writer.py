@@ -348,6 +348,7 @@ def _u32(value: int, what: str) -> int:
     return _check(value, 32, what)
 
 
+@lru_cache(maxsize=4096)  # a scenario writes the same few next hops and peers on every entry
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(text)
 
@@ -461,16 +462,8 @@ def encode_attributes(
     if attrs.aggregator is not None:
         agg_asn, agg_text = attrs.aggregator
         agg_addr = ipaddress.IPv4Address(agg_text).packed
-        if as4 or _u32(agg_asn, "AGGREGATOR AS") <= 0xFFFF:
-            found.append(
-                (
-                    AGGREGATOR_ATTR,
-                    OPTIONAL | TRANSITIVE,
-                    struct.pack("!I" if as4 else "!H", agg_asn) + agg_addr,
-                )
-            )
-        else:
-            found.append((AGGREGATOR_ATTR, OPTIONAL | TRANSITIVE, struct.pack("!H", AS_TRANS) + agg_addr))
+        found.append((AGGREGATOR_ATTR, OPTIONAL | TRANSITIVE, _asn_field(agg_asn, as4) + agg_addr))
+        if not as4 and agg_asn > 0xFFFF:  # AS_TRANS above, the real AS in AS4_AGGREGATOR (RFC 6793)
             as4_aggregator = struct.pack("!I", agg_asn) + agg_addr
     if attrs.communities:
         value = b"".join(struct.pack("!I", _community_value(c)) for c in attrs.communities)

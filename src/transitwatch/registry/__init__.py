@@ -26,6 +26,7 @@ from typing import Any
 import radix
 
 from transitwatch.model import SourceIssue
+from transitwatch.prefixes import network_key
 from transitwatch.registry.delegations import (
     Delegation,
     IPNetwork,
@@ -68,10 +69,6 @@ def _to_network(prefix: str | IPNetwork | ipaddress.IPv4Address | ipaddress.IPv6
     if isinstance(prefix, ipaddress.IPv4Network | ipaddress.IPv6Network):
         return prefix
     return ipaddress.ip_network(prefix, strict=False)
-
-
-def _network_key(net: IPNetwork) -> tuple[int, int, int]:
-    return (net.version, int(net.network_address), net.prefixlen)
 
 
 class Registry:
@@ -244,7 +241,7 @@ class Registry:
         pairs = self._prefixes_by_country.get(cc)
         if pairs is None:
             pairs = [(n, d) for d in self._address_delegations_by_country.get(cc, ()) for n in d.networks()]
-            pairs.sort(key=lambda pair: _network_key(pair[0]))
+            pairs.sort(key=lambda pair: network_key(pair[0]))
             self._prefixes_by_country[cc] = pairs
         return list(pairs)
 

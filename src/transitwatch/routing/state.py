@@ -198,7 +198,7 @@ class PeerTables:
     def add_batch(self, batch: pa.RecordBatch, collector: str) -> None:
         # work on the dictionaries' indices: decoding a full table's strings would cost more
         types: pa.DictionaryArray = batch.column("type")
-        is_rib = pc.equal(pc.take(types.dictionary, types.indices), "R")
+        is_rib = pc.take(pc.equal(types.dictionary, "R"), types.indices)
         if not pc.all(is_rib).as_py():
             batch = batch.filter(is_rib)
         if not batch.num_rows:
