@@ -216,6 +216,18 @@ class Dispatcher:
         """Queue the alerts ``events`` call for that are not sent or queued yet; returns how many."""
         contexts: dict[str, MessageContext] = {}
         queued = 0
+        with self.store.session():  # one connection for every lookup (not one per alert)
+            queued = self._submit(events, now, full_feed_peers, contexts)
+        return queued
+
+    def _submit(
+        self,
+        events: Iterable[Mapping[str, Any]],
+        now: float,
+        full_feed_peers: int | None,
+        contexts: dict[str, MessageContext],
+    ) -> int:
+        queued = 0
         for ev in events:
             eid = event_id(dict(ev))
             wanted = phases(ev)

@@ -25,13 +25,11 @@ def store_result(store: Store, data: dict[str, Any], source: str, now: float | N
     """Store the JSON of an upstream analysis; returns the ids of events not stored before."""
     now = time.time() if now is None else now
     target = data["target"]["spec"]
-    store.upsert_target(target, target_info(data), now)
-    store.write_series(target, data.get("series", []))
-    store.set_state(target, "upstreams", data.get("upstreams", []), now)
-    store.set_state(target, "routes", data.get("routes"), now)
-    store.set_state(target, "dependency", data.get("dependency"), now)
-    store.set_state(target, "outages", data.get("outages", []), now)
-    store.set_state(target, "links", data.get("links", []), now)
-    store.set_state(target, "visibility", data.get("visibility", []), now)
     events = [{**ev, "target": target} for ev in data.get("events", [])]
-    return store.upsert_events(events, source, now)
+    with store.transaction():  # one commit: readers never see half a result
+        store.upsert_target(target, target_info(data), now)
+        store.write_series(target, data.get("series", []))
+        defaults: dict[str, Any] = {"upstreams": [], "routes": None, "dependency": None}
+        defaults |= {"outages": [], "links": [], "visibility": []}
+        store.set_states([(target, key, data.get(key, empty)) for key, empty in defaults.items()], now)
+        return store.upsert_events(events, source, now)

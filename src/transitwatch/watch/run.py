@@ -173,14 +173,13 @@ def stream_subscriptions(watcher: Watcher, union: Target) -> list[dict[str, Any]
 
 
 def _outermost(prefixes: set[str]) -> set[str]:
-    import ipaddress
+    """The prefixes not inside another one. In address order a covering prefix comes first, and the
+    kept ones are disjoint: a prefix is covered if and only if the last one kept covers it."""
+    from transitwatch.prefixes import network, network_key
 
-    nets = sorted(
-        (ipaddress.ip_network(p, strict=False) for p in prefixes), key=lambda n: (n.version, n.prefixlen)
-    )
     kept: list[Any] = []
-    for n in nets:
-        if not any(n.version == k.version and n.subnet_of(k) for k in kept):
+    for n in sorted((network(p) for p in prefixes), key=network_key):
+        if not (kept and kept[-1].version == n.version and n.subnet_of(kept[-1])):
             kept.append(n)
     return {str(n) for n in kept}
 
