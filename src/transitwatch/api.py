@@ -17,6 +17,7 @@ from transitwatch.analysis.upstreams import UpstreamOptions, UpstreamResult, ana
 from transitwatch.detect.anomalies import AnomalyRule
 from transitwatch.detect.outages import OutageRule
 from transitwatch.model import SourceIssue
+from transitwatch.mrt.io import is_url
 from transitwatch.routing.state import FullFeedRule
 from transitwatch.targets import Target
 from transitwatch.timeutil import parse_time
@@ -74,14 +75,14 @@ def plan_inputs(
     from transitwatch.sources.archive import plan_files
 
     cache_dir = Path(cache) if cache else default_cache_dir() / "archives"
-    if offline and archive.startswith(("http://", "https://")):
+    if offline and is_url(archive):
         # the cache mirrors the archive's layout: plan from it, and make no request at all
         archive = str(cache_dir)
     plan = plan_files(archive, collectors, start, end)
     gaps = [g.to_dict() for g in plan.gaps]
     locations: dict[str, str] = {}
     files = plan.all_files()
-    if any(f.location.startswith(("http://", "https://")) for f in files):
+    if any(is_url(f.location) for f in files):
         from transitwatch.sources.download import Downloader
 
         with Downloader(cache_dir, offline=offline, progress=progress) as dl:

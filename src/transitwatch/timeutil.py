@@ -18,6 +18,13 @@ def iso(ts: float | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def epoch(value: float | str) -> float:
+    """Seconds since the epoch from a number or from the ISO text :func:`iso` writes (its inverse)."""
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
 def parse_time(text: str) -> int:
     """Seconds since the epoch from ISO 8601 (UTC; ``Z`` optional) or a plain epoch number."""
     text = text.strip()

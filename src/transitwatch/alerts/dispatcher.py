@@ -47,7 +47,8 @@ from transitwatch.alerts.messages import (
     phases,
     summary_alert,
 )
-from transitwatch.store import Store, event_id, event_time
+from transitwatch.store import Store, event_id
+from transitwatch.timeutil import epoch
 
 logger = logging.getLogger("transitwatch.alerts")
 
@@ -110,9 +111,7 @@ class Delivery:
 
     alert: Alert
     channel: str
-    queued_at: float
     attempts: int = 0
-    last_error: str | None = None
 
 
 @dataclass
@@ -255,7 +254,7 @@ class Dispatcher:
                     if target not in contexts:
                         contexts[target] = self._context(target, full_feed_peers)
                     alert = alert or build_alert(ev, phase, contexts[target])
-                    self._queue[key] = Delivery(alert, ch, now)
+                    self._queue[key] = Delivery(alert, ch)
                     self._counters[ch]["queued"] += 1
                     queued += 1
         return queued
@@ -389,7 +388,6 @@ class Dispatcher:
 
     def _failed(self, d: Delivery, report: DeliveryReport) -> None:
         d.attempts += 1
-        d.last_error = report.errors[-1] if report.errors else None
         if d.attempts >= self.settings.max_attempts:
             logger.error(
                 "channel %s: giving up on %r after %d attempts", d.channel, d.alert.subject, d.attempts
@@ -415,7 +413,7 @@ class Dispatcher:
 
     @staticmethod
     def _suppress(tstate: dict[str, Any], alert: Alert, reason: str, due: float) -> None:
-        t = event_time({"time": alert.time})
+        t = epoch(alert.time)
         s = tstate.setdefault("suppressed", {})
         if not s:
             s.update(count=0, rate=0, duplicate=0, first=t, last=t, types={}, examples=[], due=due)
@@ -470,9 +468,6 @@ class Dispatcher:
                 for ch in self.channels
             },
         }
-
-    def pending(self) -> list[Delivery]:
-        return list(self._queue.values())
 
     def close(self) -> None:
         if self._pool is not None:

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from transitwatch.report.text import format_duration
+from transitwatch.report.text import as_label, format_duration
 from transitwatch.store import event_id
-from transitwatch.timeutil import iso
+from transitwatch.timeutil import epoch, iso
 
 #: phase of an event that starts something (upstream change, outage start, anomaly seen)
 OPEN = "open"
@@ -105,11 +105,6 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
-def as_label(asn: Any, name: str | None = None, country: str | None = None) -> str:
-    """``AS4837 CHINA169-BACKBONE (CN)``; name and country only when known."""
-    return f"AS{asn}" + (f" {name}" if name else "") + (f" ({country})" if country else "")
-
-
 def _peers(n: int, n_full: int | None) -> str:
     if n_full is None:
         return f"{_plural(n, 'full-feed peer')} (total of full-feed peers not known)"
@@ -130,16 +125,10 @@ def _prefixes(prefixes: Sequence[str], total: int | None = None, shown: int = 8)
     return count + (f": {listed}{more}" if prefixes else "")
 
 
-def _epoch(ts: str) -> float:
-    from transitwatch.store import event_time
-
-    return event_time({"time": ts})
-
-
 def _lasted(start: str | None, end: str | None) -> str:
     if not start or not end:
         return ""
-    return f" (lasted {format_duration(_epoch(end) - _epoch(start))})"
+    return f" (lasted {format_duration(epoch(end) - epoch(start))})"
 
 
 def event_url(base_url: str | None, eid: str) -> str | None:

@@ -13,7 +13,6 @@ history and live give the same answers:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from transitwatch.analysis.tracker import UpstreamTracker
@@ -22,6 +21,7 @@ from transitwatch.detect.outages import OutageDetector, OutageRule
 from transitwatch.detect.shares import ShareShiftDetector
 from transitwatch.routing.state import PeerKey, RouteState, Row
 from transitwatch.targets import Target, TargetSet
+from transitwatch.timeutil import epoch
 
 
 class Engine:
@@ -106,7 +106,7 @@ class Engine:
         out.extend(self.anomalies.events(names))
         for d in out:
             d["target"] = self.target.spec
-        out.sort(key=lambda d: (_epoch(d["time"]), _TYPE_ORDER.get(d["type"], 9)))
+        out.sort(key=lambda d: (epoch(d["time"]), _TYPE_ORDER.get(d["type"], 9)))
         return out
 
 
@@ -116,10 +116,6 @@ def _named(d: dict[str, Any], asn: int, names: Any) -> dict[str, Any]:
         d["name"] = names.as_name(asn)
         d["country"] = names.as_country(asn)
     return d
-
-
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 _TYPE_ORDER = {"outage_end": 0, "upstream_lost": 1, "upstream_added": 2, "outage_start": 3}

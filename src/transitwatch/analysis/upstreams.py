@@ -154,15 +154,21 @@ class UpstreamResult:
             }
         return out
 
+    def target_json(self) -> dict[str, Any]:
+        return {
+            "spec": self.target.spec,
+            "country": self.target.country,
+            "asns": sorted(self.target.asns),
+            "prefixes": self.prefixes,
+        }
+
+    def visibility_json(self) -> list[dict[str, Any]]:
+        return [{"time": iso(t), "visible_prefixes": n} for t, n in self.tracker.visibility]
+
     def to_json(self) -> dict[str, Any]:
         tr = self.tracker
         return {
-            "target": {
-                "spec": self.target.spec,
-                "country": self.target.country,
-                "asns": sorted(self.target.asns),
-                "prefixes": self.prefixes,
-            },
+            "target": self.target_json(),
             "window": {"from": iso(self.options.start), "to": iso(self.options.end)},
             "collectors": [
                 {
@@ -197,7 +203,7 @@ class UpstreamResult:
                 }
                 for pt in tr.series
             ],
-            "visibility": [{"time": iso(t), "visible_prefixes": n} for t, n in tr.visibility],
+            "visibility": self.visibility_json(),
             "events": self.events(),
             "outages": [{k: v for k, v in o.items() if k not in ("time", "type")} for o in self.outages()],
             "outage_rule": self.options.outage.describe(),

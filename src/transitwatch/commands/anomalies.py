@@ -41,9 +41,7 @@ def anomalies(
     result = run_analysis(ctx, req, anomaly=rule)
     events = [e for e in result.events() if e["type"] in ANOMALY_TYPES]
     if fmt == "json":
-        write_output(
-            json.dumps({"target": result.to_json()["target"], "events": events}, indent=1) + "\n", output
-        )
+        write_output(json.dumps({"target": result.target_json(), "events": events}, indent=1) + "\n", output)
         return
     from transitwatch.report.text import describe_event
 

@@ -33,17 +33,6 @@ def registry_dir(ctx: click.Context, value: str | None) -> str | None:
     return obj.get("registry")
 
 
-def load_registry(ctx: click.Context, value: str | None, required: bool = True) -> Any:
-    from transitwatch.registry import Registry, RegistryNotFoundError
-
-    try:
-        return Registry.load_default(registry_dir(ctx, value))
-    except RegistryNotFoundError as exc:
-        if required:
-            raise click.UsageError(str(exc)) from exc
-        return None
-
-
 def parse_time_option(value: str | None, name: str) -> int | None:
     if value is None:
         return None

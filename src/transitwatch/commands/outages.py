@@ -68,14 +68,11 @@ def outages(
     outs = result.outages()
     events = [e for e in result.events() if e["type"] in ("outage_start", "outage_end")]
     data = {
-        "target": result.to_json()["target"],
+        "target": result.target_json(),
         "window": {"from": params["start"], "to": params["end"]},
         "rule": result.options.outage.describe(),
         "full_feed_peers": len(result.full_feed),
-        "visibility": [
-            {"time": v["time"], "visible_prefixes": v["visible_prefixes"]}
-            for v in result.to_json()["visibility"]
-        ],
+        "visibility": result.visibility_json(),
         "outages": outs,
         "events": events,
     }

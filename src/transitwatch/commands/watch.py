@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import signal
 from typing import Any
 
 import click
@@ -121,6 +119,9 @@ def watch(ctx: click.Context, config_path: str, verbose: bool, registry: str | N
     """Follow RIS Live for the config's targets: same detectors as the archive commands, every event
     stored, alerts sent. Starts from the latest RIB dumps (and update files since), resumes after a
     crash from the store's journal, and reports every blind interval of the stream as a data gap."""
+    import asyncio
+    import signal
+
     from transitwatch.watch.run import watch as run_watch
 
     logging.basicConfig(

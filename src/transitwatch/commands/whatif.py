@@ -53,7 +53,7 @@ def whatif(
         req.end = t
     result = run_analysis(ctx, req)
     w = what_if(result.state, removed, req.end)
-    data = {"target": result.to_json()["target"], **w.to_json(result.names)}
+    data = {"target": result.target_json(), **w.to_json(result.names)}
     if fmt == "json":
         write_output(json.dumps(data, indent=1) + "\n", output)
         return

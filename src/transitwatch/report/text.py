@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from transitwatch.analysis.upstreams import UpstreamResult
 
 
-def _as_label(asn: int, name: str | None, country: str | None) -> str:
+def as_label(asn: Any, name: str | None = None, country: str | None = None) -> str:
+    """``AS4837 CHINA169-BACKBONE (CN)``; name and country only when known."""
     return f"AS{asn}" + (f" {name}" if name else "") + (f" ({country})" if country else "")
 
 
@@ -52,7 +53,7 @@ def describe_event(ev: dict[str, Any], n_full: int, min_peers: int = 3) -> str:
     if kind == "outage_end":
         return str(ev["notice"])
     if kind == "share_shift":
-        who = _as_label(ev["upstream"], ev.get("name"), ev.get("country"))
+        who = as_label(ev["upstream"], ev.get("name"), ev.get("country"))
         return (
             f"{who}'s share of routes moved from {100 * ev['share_before']:.1f}% "
             f"({ev['routes_before']}/{ev['routes_total_before']}) at {ev['since']} to "
@@ -63,7 +64,7 @@ def describe_event(ev: dict[str, Any], n_full: int, min_peers: int = 3) -> str:
             f"no data from {ev['time']} to {ev['end']} ({format_duration(ev['duration_s'])}): {ev['reason']}"
         )
     who = (
-        _as_label(ev["suspect_origin"], ev.get("suspect_name"), ev.get("suspect_country"))
+        as_label(ev["suspect_origin"], ev.get("suspect_name"), ev.get("suspect_country"))
         if "suspect_origin" in ev
         else ""
     )
@@ -83,7 +84,7 @@ def describe_event(ev: dict[str, Any], n_full: int, min_peers: int = 3) -> str:
 
 
 def _describe_upstream(ev: dict[str, Any], n_full: int, min_peers: int) -> str:
-    who = _as_label(ev["upstream"], ev.get("name"), ev.get("country"))
+    who = as_label(ev["upstream"], ev.get("name"), ev.get("country"))
     colls = ev.get("collectors") or []
     np = len(ev.get("prefixes") or [])
     if ev["type"] == "upstream_added":
@@ -131,7 +132,7 @@ def render_upstreams_text(result: UpstreamResult, data: dict[str, Any] | None = 
     n_full = d["full_feed_peers"]
     total = d["routes"]
     tgt = d["target"]
-    asn_labels = ", ".join(_as_label(a, result.name(a), result.country(a)) for a in tgt["asns"][:6])
+    asn_labels = ", ".join(as_label(a, result.name(a), result.country(a)) for a in tgt["asns"][:6])
     if len(tgt["asns"]) > 6:
         asn_labels += f" and {len(tgt['asns']) - 6} more"
     out = [

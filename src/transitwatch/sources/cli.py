@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
-from transitwatch.sources.archive import ArchiveError, ArchivePlan, plan_files
 from transitwatch.timeutil import iso, parse_time
+
+if TYPE_CHECKING:  # imported when the command runs: every other command would pay for httpx, pyarrow
+    from transitwatch.sources.archive import ArchivePlan
 
 
 def _time_option(text: str, option: str) -> int:
@@ -43,6 +46,8 @@ def _time_option(text: str, option: str) -> int:
 def files(archive: str, collectors: str | None, start: str, end: str, fmt: str) -> None:
     """List the MRT files a window needs: per collector the last RIB dump at or before --from, then
     every update file up to --to; and every expected file that is missing (the gaps)."""
+    from transitwatch.sources.archive import ArchiveError, plan_files
+
     window = _time_option(start, "--from"), _time_option(end, "--to")
     names = [n.strip() for n in collectors.split(",") if n.strip()] if collectors else None
     try:

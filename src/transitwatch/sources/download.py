@@ -17,7 +17,6 @@ import bz2
 import os
 import random
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +31,7 @@ from isal import isal_zlib
 
 from transitwatch import __version__
 from transitwatch.mrt.io import BZIP2_MAGIC, GZIP_MAGIC, is_url
+from transitwatch.progress import wanted as progress_wanted
 from transitwatch.sources.collectors import FileKind
 from transitwatch.timeutil import iso
 
@@ -405,7 +405,7 @@ class Downloader:
         self.backoff = backoff if backoff is not None else Backoff(retries=retries)
         self.max_cache_bytes = max_cache_bytes
         self.offline = offline
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = progress_wanted(progress)
         self.index = CacheIndex(self.cache_dir)
         self._evict_lock = threading.Lock()
         self._client = httpx.Client(

@@ -18,10 +18,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 import duckdb
+
+from transitwatch.timeutil import epoch
 
 SCHEMA_VERSION = 1
 
@@ -65,10 +66,7 @@ def event_subject(ev: dict[str, Any]) -> str:
 
 
 def event_time(ev: dict[str, Any]) -> float:
-    t = ev["time"]
-    if isinstance(t, (int, float)):
-        return float(t)
-    return datetime.fromisoformat(str(t).replace("Z", "+00:00")).timestamp()
+    return epoch(ev["time"])
 
 
 def event_id(ev: dict[str, Any]) -> str:
@@ -435,9 +433,6 @@ class Store:
     def clear_journal(self) -> None:
         with self._tx() as con:
             con.execute("DELETE FROM journal")
-
-    def journal_size(self) -> int:
-        return int(self._query("SELECT count(*) FROM journal")[0][0])
 
     # ---- alerts -------------------------------------------------------------------------------
     def alert_sent(self, eid: str, channel: str, phase: str) -> bool:

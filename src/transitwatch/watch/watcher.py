@@ -316,11 +316,12 @@ class Watcher:
                         changed_events.append(e)
                         stored[eid] = text
                 cache[i] = (revision, events, ids)
+                # the target's state moves with its revision too (unchanged: as written last time)
+                states.append((wt.label, "upstreams", self._upstreams_now(wt)))
+                states.append((wt.label, "routes", eng.tracker.routes))
+                states.append((wt.label, "outages", [o.start_event() for o in eng.outages.outages]))
             all_events.extend(events)
             all_ids.extend(ids)
-            states.append((wt.label, "upstreams", self._upstreams_now(wt)))
-            states.append((wt.label, "routes", eng.tracker.routes))
-            states.append((wt.label, "outages", [o.start_event() for o in eng.outages.outages]))
             states.append((wt.label, "position", {"time": iso(self.last_time), "rows": self.rows_applied}))
         new_ids = set(self.store.upsert_events(changed_events, "watch", now))  # one statement
         self.store.write_series_many(series_rows)

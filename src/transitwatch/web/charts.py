@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from transitwatch.report.text import as_label
+from transitwatch.web.views import event_url
+
 # Colours that stay apart for the few upstreams a target has, then cycle.
 PALETTE = ["#1f6fb4", "#e4791b", "#2b9a48", "#c8312f", "#8a5db8", "#8b574c", "#d866b6", "#7a7a7a"]
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12}
-
-
-def upstream_label(asn: int, name: str | None, country: str | None) -> str:
-    return f"AS{asn}" + (f" {name}" if name else "") + (f" ({country})" if country else "")
 
 
 def _layout(**extra: Any) -> dict[str, Any]:
@@ -56,7 +55,7 @@ def share_figure(
                 "type": "scatter",
                 "mode": "lines",
                 "stackgroup": "share",
-                "name": upstream_label(asn, info.get("name"), info.get("country")),
+                "name": as_label(asn, info.get("name"), info.get("country")),
                 "meta": {"asn": asn, "peers_at_end": peers},
                 "x": times,
                 "y": [round(100 * n / t, 2) if t else 0 for n, t in zip(routes_of[asn], totals, strict=True)],
@@ -83,11 +82,11 @@ def share_figure(
                 "x": [e["time"] for e in evs],
                 "y": [y] * len(evs),
                 "text": [
-                    f"{upstream_label(e['upstream'], e.get('name'), e.get('country'))} "
+                    f"{as_label(e['upstream'], e.get('name'), e.get('country'))} "
                     f"{'added' if kind == 'upstream_added' else 'lost'}"
                     for e in evs
                 ],
-                "customdata": [f"/events/{e['id']}" for e in evs],
+                "customdata": [event_url(e["id"]) for e in evs],
                 "marker": {"symbol": symbol, "size": 11, "color": colour},
                 "cliponaxis": False,
                 "hovertemplate": "%{text}<br>%{x}<br>(click for the evidence)<extra></extra>",
@@ -123,11 +122,13 @@ def visibility_figure(
         ox: list[str | None] = []
         oy: list[float | None] = []
         labels: list[str | None] = []
-        for o in outages:
+        texts = [
+            f"{o.get('severity', '')} outage {o['start']} to {o.get('end') or 'ongoing'}" for o in outages
+        ]
+        for o, text in zip(outages, texts, strict=True):
             stop = o.get("end") or end or o["start"]
             ox += [o["start"], o["start"], stop, stop, None]
             oy += [0, top, top, 0, None]
-            text = f"{o.get('severity', '')} outage {o['start']} to {o.get('end') or 'ongoing'}"
             labels += [text] * 4 + [None]
         traces.append(
             {
@@ -152,10 +153,7 @@ def visibility_figure(
                 "name": "outage start",
                 "x": [o["start"] for o in outages],
                 "y": [top * 1.04] * len(outages),
-                "text": [
-                    f"{o.get('severity', '')} outage {o['start']} to {o.get('end') or 'ongoing'}"
-                    for o in outages
-                ],
+                "text": texts,
                 "marker": {"symbol": "triangle-down", "size": 10, "color": "#c8312f"},
                 "cliponaxis": False,
                 "hovertemplate": "%{text}<extra></extra>",

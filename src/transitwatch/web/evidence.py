@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from transitwatch.report.text import format_duration
+from transitwatch.report.text import as_label, format_duration
 from transitwatch.store import Store, event_time
-from transitwatch.web.charts import upstream_label
+from transitwatch.timeutil import epoch
 
 SHARE_SHIFT_FIELDS = {
     "since",
@@ -32,10 +32,6 @@ def _episode_end(store: Store, ev: dict[str, Any]) -> float | None:
     return min(ends) if ends else None
 
 
-def _at(text: str) -> float:
-    return event_time({"time": text})
-
-
 def prefix_links(store: Store, ev: dict[str, Any]) -> list[dict[str, Any]]:
     """The upstream's per-prefix links that this event sums up: those that came up in the episode an
     ``upstream_added`` opens, or went down in the decline an ``upstream_lost`` closes."""
@@ -46,10 +42,12 @@ def prefix_links(store: Store, ev: dict[str, Any]) -> list[dict[str, Any]]:
     if ev["type"] == "upstream_added":
         end = _episode_end(store, ev)
         return [
-            lk for lk in links if lk.get("up") and t <= _at(lk["up"]) and (end is None or _at(lk["up"]) < end)
+            lk
+            for lk in links
+            if lk.get("up") and t <= epoch(lk["up"]) and (end is None or epoch(lk["up"]) < end)
         ]
-    start = _at(ev["decline_start"]) if ev.get("decline_start") else t
-    return [lk for lk in links if lk.get("down") and start <= _at(lk["down"]) <= t]
+    start = epoch(ev["decline_start"]) if ev.get("decline_start") else t
+    return [lk for lk in links if lk.get("down") and start <= epoch(lk["down"]) <= t]
 
 
 def facts(ev: dict[str, Any], full_feed_peers: int | None) -> list[tuple[str, str]]:
@@ -57,11 +55,11 @@ def facts(ev: dict[str, Any], full_feed_peers: int | None) -> list[tuple[str, st
     out: list[tuple[str, str]] = []
     of_peers = f" of {full_feed_peers} full-feed peers" if full_feed_peers else " peers"
     if "upstream" in ev:
-        out.append(("Upstream", upstream_label(ev["upstream"], ev.get("name"), ev.get("country"))))
+        out.append(("Upstream", as_label(ev["upstream"], ev.get("name"), ev.get("country"))))
     if "prefix" in ev:
         out.append(("Prefix", str(ev["prefix"])))
     if "suspect_origin" in ev:
-        origin = upstream_label(ev["suspect_origin"], ev.get("suspect_name"), ev.get("suspect_country"))
+        origin = as_label(ev["suspect_origin"], ev.get("suspect_name"), ev.get("suspect_country"))
         out.append(("Suspect origin", origin))
     if ev.get("severity"):
         out.append(("Severity", str(ev["severity"])))

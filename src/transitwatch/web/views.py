@@ -10,7 +10,7 @@ from fastapi import HTTPException
 
 from transitwatch.report.text import describe_event
 from transitwatch.store import Store, event_time
-from transitwatch.timeutil import iso
+from transitwatch.timeutil import epoch, iso
 
 LATEST_ADDED_SCAN = 10_000  # upstream_added events read to find each upstream's latest
 
@@ -118,7 +118,7 @@ def series_points(
 
 
 def _within(t: str, since: float | None, until: float | None) -> bool:
-    x = event_time({"time": t})
+    x = epoch(t)
     return (since is None or x >= since) and (until is None or x <= until)
 
 
