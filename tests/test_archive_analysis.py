@@ -59,3 +59,7 @@ def test_faulty_http_archive_equals_local_folder_then_offline_uses_the_cache(tmp
         server.stop()
     assert without_gaps(offline) == without_gaps(reference)
     assert server.total_requests() == before, "offline mode made no request"
+    # the same cache serves the public archives and a broker offline: no network at all
+    for archive in ("public", "bgpkit"):
+        cached = analyse(archive, "--collectors", "route-views2,rrc00", "--cache", str(cache), "--offline")
+        assert without_gaps(cached) == without_gaps(reference), archive

@@ -72,11 +72,12 @@ def plan_inputs(
     files that cannot be had are reported as gaps, never silently skipped.
     """
     from transitwatch.registry import default_cache_dir
-    from transitwatch.sources.archive import plan_files
+    from transitwatch.sources.archive import is_remote, plan_files
 
     cache_dir = Path(cache) if cache else default_cache_dir() / "archives"
-    if offline and is_url(archive):
-        # the cache mirrors the archive's layout: plan from it, and make no request at all
+    if offline and is_remote(archive):
+        # the cache mirrors the archives' layout (RIS and RouteViews paths do not collide, and a
+        # broker's answers point at them): plan from it, and make no request at all
         archive = str(cache_dir)
     plan = plan_files(archive, collectors, start, end)
     gaps = [g.to_dict() for g in plan.gaps]

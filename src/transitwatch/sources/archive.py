@@ -50,7 +50,15 @@ from transitwatch.sources.collectors import (
 from transitwatch.sources.download import USER_AGENT, Backoff, DownloadError, Gap, fetch_text
 from transitwatch.timeutil import iso
 
-__all__ = ["ArchiveError", "ArchiveFile", "ArchivePlan", "Gap", "parse_bgpkit_response", "plan_files"]
+__all__ = [
+    "ArchiveError",
+    "ArchiveFile",
+    "ArchivePlan",
+    "Gap",
+    "is_remote",
+    "parse_bgpkit_response",
+    "plan_files",
+]
 
 #: How far before the window start to look for a RIB dump (3 RIS dumps, 12 RouteViews dumps).
 DEFAULT_RIB_LOOKBACK = 24 * HOUR
@@ -255,12 +263,14 @@ class _Source(Protocol):
     def listing(self, name: str, lo: int, hi: int) -> _Listing: ...
 
 
+def is_remote(archive: str) -> bool:
+    """An http(s) root, the public archives or a BGPKIT broker (else a local folder)."""
+    return is_url(archive) or archive == "public" or archive == "bgpkit" or archive.startswith("bgpkit:")
+
+
 @contextmanager
 def _open_source(archive: str, client: httpx.Client | None, backoff: Backoff) -> Iterator[_Source]:
-    local = not (
-        is_url(archive) or archive == "public" or archive == "bgpkit" or archive.startswith("bgpkit:")
-    )
-    if local:
+    if not is_remote(archive):
         if not os.path.isdir(archive):
             raise ArchiveError(f"{archive}: not a folder (nor an http(s) URL, 'public' or 'bgpkit')")
         yield _FolderArchive(_LocalLister(Path(archive)))
