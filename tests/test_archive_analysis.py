@@ -63,3 +63,21 @@ def test_faulty_http_archive_equals_local_folder_then_offline_uses_the_cache(tmp
     for archive in ("public", "bgpkit"):
         cached = analyse(archive, "--collectors", "route-views2,rrc00", "--cache", str(cache), "--offline")
         assert without_gaps(cached) == without_gaps(reference), archive
+
+
+def test_cache_limit_evicts_the_least_recently_used_files(tmp_path: Path) -> None:
+    """`--cache-limit` reaches the downloader: a later run under a small limit evicts the files of an
+    earlier one, never its own."""
+    cache = tmp_path / "cache"
+    server = FaultyHTTPServer(SCENARIO).start()
+    url = server.url
+    try:
+        analyse(url, "--collectors", "rrc00", "--cache", str(cache))
+        assert list((cache / "rrc00").rglob("*.gz"))
+        analyse(url, "--collectors", "route-views2", "--cache", str(cache), "--cache-limit", "1K")
+    finally:
+        server.stop()
+    assert not list((cache / "rrc00").rglob("*.gz")), "the earlier run's files were evicted"
+    assert list((cache / "route-views2").rglob("*.bz2")), "this run's files are kept, whatever the limit"
+    bad = CliRunner().invoke(main, ["upstreams", "KP", "--archive", url, *WINDOW, "--cache-limit", "lots"])
+    assert bad.exit_code == 2 and "not a size" in bad.output

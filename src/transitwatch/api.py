@@ -8,6 +8,7 @@ result.to_json()["upstreams"]
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from transitwatch.mrt.io import is_url
 from transitwatch.routing.state import FullFeedRule
 from transitwatch.targets import Target
 from transitwatch.timeutil import parse_time
+
+logger = logging.getLogger("transitwatch")
 
 
 def _time(value: int | float | str) -> int:
@@ -63,6 +66,7 @@ def plan_inputs(
     end: int,
     *,
     cache: str | None = None,
+    cache_limit: int | None = None,
     offline: bool = False,
     progress: bool | None = None,
 ) -> tuple[list[CollectorInput], list[dict[str, Any]]]:
@@ -86,8 +90,10 @@ def plan_inputs(
     if any(is_url(f.location) for f in files):
         from transitwatch.sources.download import Downloader
 
-        with Downloader(cache_dir, offline=offline, progress=progress) as dl:
+        with Downloader(cache_dir, max_cache_bytes=cache_limit, offline=offline, progress=progress) as dl:
             fetched = dl.fetch(files)
+        for note in fetched.notes:
+            logger.warning("%s", note)
         locations = {f.location: str(p) for f, p in fetched.paths.items()}
         gaps.extend(g.to_dict() for g in fetched.gaps)
     else:
@@ -119,6 +125,7 @@ def upstreams(
     workers: int = 1,
     scheduler: str | None = None,
     cache: str | None = None,
+    cache_limit: int | None = None,
     offline: bool = False,
     on_issue: Callable[[SourceIssue], None] | None = None,
     progress: bool | None = None,
@@ -134,7 +141,9 @@ def upstreams(
     reg = registry_for(target, registry)
     tgt = resolve_target(target, reg)
     t0, t1 = _time(start), _time(end)
-    inputs, gaps = plan_inputs(archive, collectors, t0, t1, cache=cache, offline=offline, progress=progress)
+    inputs, gaps = plan_inputs(
+        archive, collectors, t0, t1, cache=cache, cache_limit=cache_limit, offline=offline, progress=progress
+    )
     options = UpstreamOptions(
         t0,
         t1,

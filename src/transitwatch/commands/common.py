@@ -33,6 +33,24 @@ def registry_dir(ctx: click.Context, value: str | None) -> str | None:
     return obj.get("registry")
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``20G``, ``500M``, ``64K`` or a number of bytes (binary units)."""
+    if value is None:
+        return None
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _SIZE_UNITS else (text, "")
+    try:
+        size = float(number) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size (e.g. 20G, 500M)", param=param) from None
+    if size <= 0:
+        raise click.BadParameter("the size must be positive", param=param)
+    return int(size)
+
+
 def parse_time_option(value: str | None, name: str) -> int | None:
     if value is None:
         return None
@@ -93,6 +111,13 @@ def analysis_options(f: F) -> F:
         click.option(
             "--cache", metavar="DIR", help="Download cache for URL archives (default: ~/.cache/transitwatch)."
         ),
+        click.option(
+            "--cache-limit",
+            metavar="SIZE",
+            callback=parse_size_option,
+            help="Keep the download cache under SIZE (e.g. 20G), evicting the least recently used "
+            "files; this run's files are never evicted (default: no limit).",
+        ),
         click.option("--offline", is_flag=True, help="Use only files already in the cache."),
         click.option("--quiet", "-q", is_flag=True, help="Report only damaged data and errors on stderr."),
         click.option(
@@ -124,6 +149,7 @@ class AnalysisRequest:
     offline: bool
     quiet: bool
     store: str | None = None
+    cache_limit: int | None = None  # bytes
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> AnalysisRequest:
@@ -154,6 +180,7 @@ class AnalysisRequest:
             params.get("offline", False),
             params.get("quiet", False),
             params.get("store"),
+            params.get("cache_limit"),
         )
 
 

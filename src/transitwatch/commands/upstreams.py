@@ -38,6 +38,7 @@ def run_analysis(ctx: click.Context, req: AnalysisRequest, bin_s: int = 300, **e
         workers=req.workers,
         scheduler=req.scheduler,
         cache=req.cache,
+        cache_limit=req.cache_limit,
         offline=req.offline,
         on_issue=issue_printer(req.quiet),
         progress=None,  # bars only on a terminal
