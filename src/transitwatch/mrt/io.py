@@ -33,9 +33,9 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def _raw_file_chunks(path: str | os.PathLike[str], size: int = CHUNK) -> Iterator[bytes]:
+def _raw_file_chunks(path: str | os.PathLike[str]) -> Iterator[bytes]:
     with open(path, "rb") as fh:
-        while chunk := fh.read(size):
+        while chunk := fh.read(CHUNK):
             yield chunk
 
 
@@ -91,7 +91,7 @@ def _gunzip(raw: Iterator[bytes]) -> Iterator[bytes]:
 
 def _bunzip(raw: Iterator[bytes]) -> Iterator[bytes]:
     dec = bz2.BZ2Decompressor()
-    for chunk in raw:
+    for chunk in _rechunk(raw, 8 * 1024):  # small pieces: a corrupt block then loses only itself
         data = chunk
         while data:
             if dec.eof:
@@ -173,12 +173,11 @@ def open_chunks(source: str | os.PathLike[str], *, parallel_bz2: bool = True) ->
     if magic.startswith(GZIP_MAGIC):
         return _gunzip(raw)
     if magic.startswith(BZIP2_MAGIC):
-        return _bunzip(_rechunk(raw, 8 * 1024))
+        return _bunzip(raw)
     return raw
 
 
 def _rechunk(raw: Iterator[bytes], size: int) -> Iterator[bytes]:
-    """Smaller pieces for the sequential bzip2 decoder: a corrupt block then loses only itself."""
     for chunk in raw:
         for i in range(0, len(chunk), size):
             yield chunk[i : i + size]
@@ -209,7 +208,7 @@ def _verified_bz2(path: str) -> Iterator[bytes]:
     # the parallel decoder failed (a corrupt block loses its whole read): decode sequentially in
     # small steps from the start, skip what was already given, and stop at the bad block itself
     skip = given
-    for chunk in _bunzip(_raw_file_chunks(path, 8 * 1024)):
+    for chunk in _bunzip(_raw_file_chunks(path)):
         if skip >= len(chunk):
             skip -= len(chunk)
             continue
